@@ -1,0 +1,299 @@
+"""The REST API of longrun: start jobs, read them, cancel them, read projects.
+
+Every call answers at once: a job's work runs in its Step Functions execution, never here.
+The user is the authorizer's ``principalId``; another user's job or project is ``404``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import uuid
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
+
+from api import cursor, idempotency
+from core import aws, jobs, projects, publisher, schemas
+from core.clock import now_iso
+from core.config import state_machine_arn
+from core.errors import ApiError, Conflict, NotFound, PayloadTooLarge, ServiceUnavailable, Throttled, ValidationError
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayRestResolver()
+
+MAX_BODY_BYTES = 256 * 1024
+_THROTTLING_CODES = frozenset({"ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded"})
+_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+# --- helpers ------------------------------------------------------------------------------------
+
+
+def _user() -> str:
+    authorizer = app.current_event.request_context.authorizer
+    user = authorizer.get("userId") or authorizer.get("principalId")
+    if not user:  # only reachable if the API is deployed without its authorizer
+        raise ApiError("the request reached the API without an authorized user")
+    return user
+
+
+def _json(status: int, body: Any, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        status_code=status,
+        content_type="application/json",
+        body=json.dumps(body, separators=(",", ":")),
+        headers=headers or {},
+    )
+
+
+def _body() -> dict[str, Any]:
+    raw = app.current_event.decoded_body or ""
+    if len(raw.encode("utf-8", "surrogatepass")) > MAX_BODY_BYTES:
+        raise PayloadTooLarge(f"the request body is over {MAX_BODY_BYTES // 1024} KiB")
+    if not raw.strip():
+        raise ValidationError("the request body must be a JSON object", [{"path": "(body)", "message": "missing"}])
+    try:
+        body = json.loads(raw)
+    except ValueError as e:
+        raise ValidationError(f"the request body is not valid JSON: {e}", [{"path": "(body)", "message": str(e)}]) from None
+    if not isinstance(body, dict):
+        raise ValidationError("the request body must be a JSON object", [{"path": "(body)", "message": "not an object"}])
+    return body
+
+
+def _header(name: str) -> str | None:
+    for key, value in (app.current_event.headers or {}).items():
+        if key.lower() == name.lower():
+            return value
+    return None
+
+
+def _path_id(value: str) -> str:
+    """Ids in paths are checked for shape; one of the wrong shape cannot exist, hence 404."""
+    if not _ID.match(value):
+        raise NotFound("no such job or project")
+    return value
+
+
+def _owned_job(job_id: str) -> dict[str, Any]:
+    job = jobs.get_owned(_path_id(job_id), _user())
+    if job is None:
+        raise NotFound(f"job {job_id} not found")
+    return job
+
+
+def _accepted(job: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "jobId": job["jobId"],
+        "type": job["type"],
+        "projectId": job.get("projectId"),
+        "status": job["status"],
+        "executionArn": job["executionArn"],
+        "createdAt": job["createdAt"],
+        "links": jobs.links(job["jobId"]),
+    }
+
+
+def _execution_name(job_type: str, label: str, job_id: str) -> str:
+    """``{type}-{project}-{shortid}``: readable in the console, unique, within Step Functions' 80 chars."""
+    label = re.sub(r"[^A-Za-z0-9-]", "-", label)[:40]
+    return f"{job_type}-{label}-{job_id[:8]}"
+
+
+# --- validation ---------------------------------------------------------------------------------
+
+
+def _validate(body: dict[str, Any], user_id: str) -> tuple[str, str | None, dict[str, Any]]:
+    """The job's type, project and params, or a ValidationError listing every problem."""
+    problems = schemas.violations("job-request.json", body)
+    job_type = body.get("type")
+    params = body.get("params", {})
+    known = schemas.job_types()
+    if isinstance(job_type, str) and job_type not in known:
+        problems.append({"path": "type", "message": f"unknown job type; one of {', '.join(known)}"})
+    elif isinstance(job_type, str) and isinstance(params, dict):
+        problems += schemas.violations(f"jobs/{job_type}.json", params, ["params"])
+    if job_type == "create-project" and "projectId" in body:
+        problems.append({"path": "projectId", "message": "create-project makes its own project"})
+    elif isinstance(job_type, str) and job_type in known and job_type != "create-project" and "projectId" not in body:
+        problems.append({"path": "projectId", "message": "is required"})
+    if problems:
+        raise ValidationError("the job request is not valid", sorted(problems, key=lambda p: p["path"]))
+    project_id = body.get("projectId")
+    if project_id is not None and projects.get_owned(project_id, user_id) is None:
+        raise NotFound(f"project {project_id} not found")
+    return job_type, project_id, params
+
+
+def _with_defaults(job_type: str, params: dict[str, Any]) -> dict[str, Any]:
+    """Fill the defaults the schema declares, so the workflow sees what the user meant."""
+    declared = schemas.load(f"jobs/{job_type}.json").get("properties", {})
+    filled = dict(params)
+    for name, spec in declared.items():
+        if name not in filled and "default" in spec:
+            filled[name] = spec["default"]
+    return filled
+
+
+# --- routes -------------------------------------------------------------------------------------
+
+
+@app.post("/jobs")
+@tracer.capture_method
+def start_job() -> Response:
+    user_id = _user()
+    body = _body()
+    job_type, project_id, params = _validate(body, user_id)
+    params = _with_defaults(job_type, params)
+    if job_type == "create-project" and projects.name_reservation(user_id, params["name"]):
+        raise Conflict(f"you already have a project named {params['name']!r}")
+    machine = state_machine_arn(job_type)
+    if machine is None:
+        raise ValidationError("this deployment does not run that job type", [{"path": "type", "message": "not deployed"}])
+
+    job_id = uuid.uuid4().hex
+    key = _header("Idempotency-Key")
+    claimed = idempotency.claim(user_id, key, body, job_id) if key is not None else None
+    if claimed and claimed.job_id:
+        existing = jobs.get(claimed.job_id, consistent=True)
+        return _json(202, _accepted(existing), {"Location": f"/jobs/{existing['jobId']}"})
+
+    if job_type == "create-project":
+        project_id = "prj-" + uuid.uuid4().hex[:16]
+    name = _execution_name(job_type, params.get("name", project_id or ""), job_id)
+    execution_arn = machine.replace(":stateMachine:", ":execution:") + f":{name}"
+    created = now_iso()
+    job = {
+        "jobId": job_id,
+        "userId": user_id,
+        "type": job_type,
+        "status": "RUNNING",
+        "params": params,
+        "createdAt": created,
+        "updatedAt": created,
+        "executionArn": execution_arn,
+        "seq": 0,
+        "steps": {},
+    }
+    if project_id:
+        job["projectId"] = project_id
+    try:
+        jobs.put_new(job)
+        aws.client("stepfunctions").start_execution(
+            stateMachineArn=machine,
+            name=name,
+            input=json.dumps(
+                {"jobId": job_id, "userId": user_id, "projectId": project_id, "type": job_type, "params": params}
+            ),
+        )
+    except Exception:
+        if claimed:
+            idempotency.release(claimed)
+        if jobs.get(job_id, consistent=True):
+            publisher.finish(job, "FAILED", error={"code": "StartFailed", "message": "the job could not be started"})
+        raise
+    if claimed:
+        idempotency.complete(claimed)
+    metrics.add_metric(name="JobsStarted", unit=MetricUnit.Count, value=1)
+    logger.info("job started", extra={"jobId": job_id, "executionArn": execution_arn, "type": job_type})
+    return _json(202, _accepted(job), {"Location": f"/jobs/{job_id}"})
+
+
+@app.get("/jobs")
+def list_jobs() -> Response:
+    user_id = _user()
+    query = app.current_event.query_string_parameters or {}
+    problems = []
+    status = query.get("status")
+    if status is not None and status not in jobs.STATUSES:
+        problems.append({"path": "query.status", "message": f"one of {', '.join(sorted(jobs.STATUSES))}"})
+    project_id = query.get("projectId")
+    if project_id is not None and not _ID.match(project_id):
+        problems.append({"path": "query.projectId", "message": "not a project id"})
+    limit_text = query.get("limit", "20")
+    limit = int(limit_text) if limit_text.isdigit() else 0
+    if not 1 <= limit <= 100:
+        problems.append({"path": "query.limit", "message": "an integer from 1 to 100"})
+    if problems:
+        raise ValidationError("the query is not valid", problems)
+    start = cursor.decode(query["cursor"], user_id=user_id, project_id=project_id) if query.get("cursor") else None
+    items, last = jobs.query_page(user_id=user_id, project_id=project_id, status=status, limit=limit, start_key=start)
+    return _json(200, {"items": [jobs.view(j) for j in items], "nextCursor": cursor.encode(last) if last else None})
+
+
+@app.get("/jobs/<job_id>")
+def get_job(job_id: str) -> Response:
+    return _json(200, jobs.view(_owned_job(job_id)))
+
+
+@app.get("/jobs/<job_id>/events")
+def get_events(job_id: str) -> Response:
+    job = _owned_job(job_id)
+    after_text = (app.current_event.query_string_parameters or {}).get("after", "0")
+    if not after_text.isdigit():
+        raise ValidationError("after must be a non-negative integer", [{"path": "query.after", "message": "not an integer >= 0"}])
+    return _json(200, {"items": publisher.events_after(job["jobId"], int(after_text))})
+
+
+@app.delete("/jobs/<job_id>")
+def cancel_job(job_id: str) -> Response:
+    job = _owned_job(job_id)
+    if job["status"] in jobs.FINAL_STATUSES:
+        raise Conflict(f"job {job_id} already finished with status {job['status']}")
+    try:
+        aws.client("stepfunctions").stop_execution(
+            executionArn=job["executionArn"], error="Cancelled", cause="cancelled by the user"
+        )
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "ExecutionDoesNotExist":
+            raise
+    publisher.finish(job, "CANCELLED", error={"code": "Cancelled", "message": "cancelled by the user"})
+    return _json(202, jobs.view(jobs.get(job["jobId"], consistent=True)))
+
+
+@app.get("/projects/<project_id>")
+def get_project(project_id: str) -> Response:
+    project = projects.get_owned(_path_id(project_id), _user())
+    if project is None:
+        raise NotFound(f"project {project_id} not found")
+    return _json(200, projects.view(project))
+
+
+# --- errors -------------------------------------------------------------------------------------
+
+
+@app.exception_handler(ApiError)
+def api_error(e: ApiError) -> Response:
+    headers = dict(e.headers)
+    if isinstance(e, Throttled):
+        headers.setdefault("Retry-After", "1")
+    return _json(e.status, e.body(), headers)
+
+
+@app.exception_handler(ClientError)
+def aws_error(e: ClientError) -> Response:
+    code = e.response.get("Error", {}).get("Code", "")
+    if code in _THROTTLING_CODES:
+        return api_error(Throttled("too many requests; try again shortly"))
+    logger.exception("AWS call failed", extra={"code": code})
+    return api_error(ServiceUnavailable("a service longrun depends on failed; try again"))
+
+
+@app.not_found
+def not_found(_: Exception) -> Response:
+    return api_error(NotFound("no such resource"))
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,35 @@
+"""Opaque pagination cursors for ``GET /jobs``.
+
+A cursor is DynamoDB's last evaluated key, base64url-encoded. It is checked on the way back in:
+it must decode, have exactly the index's key attributes, and continue the caller's own listing
+(the user's, or the project's, whose rows are filtered by user anyway).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+from core.errors import ValidationError
+
+
+def encode(key: dict[str, Any]) -> str:
+    return base64.urlsafe_b64encode(json.dumps(key, separators=(",", ":")).encode()).decode().rstrip("=")
+
+
+def decode(cursor: str, *, user_id: str, project_id: str | None) -> dict[str, Any]:
+    bad = ValidationError("cursor is not one this API returned", [{"path": "query.cursor", "message": "invalid"}])
+    if len(cursor) > 2048:
+        raise bad
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise bad from None
+    owner = ("projectId", project_id) if project_id else ("userId", user_id)
+    if not isinstance(key, dict) or set(key) != {"jobId", "createdAt", owner[0]}:
+        raise bad
+    if not all(isinstance(v, str) for v in key.values()) or key[owner[0]] != owner[1]:
+        raise bad
+    return key

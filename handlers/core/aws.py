@@ -1,0 +1,28 @@
+"""boto3 clients and resources, created once per warm container and reused across invocations."""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+# Lambda's own retries are the state machine's Retry; keep the SDK's short and bounded.
+_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10)
+
+
+@cache
+def client(service: str) -> Any:
+    return boto3.client(service, config=_CONFIG)
+
+
+@cache
+def table(name: str) -> Any:
+    return boto3.resource("dynamodb", config=_CONFIG).Table(name)
+
+
+@cache
+def connections_client(endpoint_url: str) -> Any:
+    """The WebSocket ``@connections`` client: its endpoint is per API and stage, so it is explicit."""
+    return boto3.client("apigatewaymanagementapi", endpoint_url=endpoint_url, config=_CONFIG)

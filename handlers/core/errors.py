@@ -1,0 +1,77 @@
+"""Errors with the contract's codes.
+
+``ApiError`` subclasses become ``{"error": {"code", "message", "details"?}}`` bodies at the REST edge.
+Step errors are plain exception classes whose *class name* is the error name Step Functions sees
+(Lambda reports ``errorType``), so a state machine can ``Catch`` or ``Retry`` them by name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class ApiError(Exception):
+    status = 500
+    code = "InternalError"
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None, headers: dict | None = None):
+        super().__init__(message)
+        self.message = message
+        self.details = details
+        self.headers = headers or {}
+
+    def body(self) -> dict[str, Any]:
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.details:
+            error["details"] = self.details
+        return {"error": error}
+
+
+class ValidationError(ApiError):
+    status = 400
+    code = "ValidationError"
+
+
+class Unauthorized(ApiError):
+    status = 401
+    code = "Unauthorized"
+
+
+class NotFound(ApiError):
+    status = 404
+    code = "NotFound"
+
+
+class Conflict(ApiError):
+    status = 409
+    code = "Conflict"
+
+
+class PayloadTooLarge(ApiError):
+    status = 413
+    code = "PayloadTooLarge"
+
+
+class Throttled(ApiError):
+    status = 429
+    code = "Throttled"
+
+
+class ServiceUnavailable(ApiError):
+    status = 503
+    code = "ServiceUnavailable"
+
+
+# --- step errors: the class name is the Step Functions error name -------------------------------
+
+
+class TransientError(Exception):
+    """A failure worth retrying: the state machines ``Retry`` on this name."""
+
+
+class NameTaken(Exception):
+    """Another project of the same user already has this name."""
+
+
+class ScaffoldNotFound(Exception):
+    """The requested template does not ship with this deployment."""

@@ -1,0 +1,102 @@
+"""The job store: one item per job in the jobs table, read and written by every part of longrun.
+
+A job item holds what ``GET /jobs/{jobId}`` shows, plus ``seq`` (the number of events published so
+far) and ``steps`` (a map by step name, updated in the same transaction as each progress event).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core import aws
+from core.config import settings
+from core.records import plain
+
+FINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"})
+STATUSES = frozenset({"RUNNING"}) | FINAL_STATUSES
+
+
+def _table() -> Any:
+    return aws.table(settings().jobs_table)
+
+
+def put_new(item: dict[str, Any]) -> None:
+    """Write a new job; its id is fresh, so a collision is a bug and fails loudly."""
+    _table().put_item(Item=item, ConditionExpression="attribute_not_exists(jobId)")
+
+
+def get(job_id: str, *, consistent: bool = False) -> dict[str, Any] | None:
+    item = _table().get_item(Key={"jobId": job_id}, ConsistentRead=consistent).get("Item")
+    return plain(item) if item else None
+
+
+def get_owned(job_id: str, user_id: str) -> dict[str, Any] | None:
+    """The job if it belongs to ``user_id``: another user's job is indistinguishable from none."""
+    job = get(job_id)
+    return job if job and job.get("userId") == user_id else None
+
+
+def query_page(
+    *,
+    user_id: str,
+    project_id: str | None,
+    status: str | None,
+    limit: int,
+    start_key: dict[str, Any] | None,
+) -> tuple[list[dict[str, Any]], dict[str, Any] | None]:
+    """Up to ``limit`` of the user's jobs, newest first, and the key to go on from (or ``None``).
+
+    DynamoDB applies ``Limit`` before the filter, so each query asks for exactly what is still
+    missing: the last evaluated key is then always a correct place to resume.
+    """
+    from boto3.dynamodb.conditions import Attr, Key
+
+    if project_id:
+        kwargs: dict[str, Any] = {"IndexName": "byProject", "KeyConditionExpression": Key("projectId").eq(project_id)}
+        flt = Attr("userId").eq(user_id)
+    else:
+        kwargs = {"IndexName": "byUser", "KeyConditionExpression": Key("userId").eq(user_id)}
+        flt = None
+    if status:
+        flt = Attr("status").eq(status) if flt is None else flt & Attr("status").eq(status)
+    if flt is not None:
+        kwargs["FilterExpression"] = flt
+    items: list[dict[str, Any]] = []
+    key = start_key
+    while True:
+        page_kwargs = dict(kwargs, ScanIndexForward=False, Limit=limit - len(items))
+        if key:
+            page_kwargs["ExclusiveStartKey"] = key
+        page = _table().query(**page_kwargs)
+        items.extend(plain(i) for i in page.get("Items", []))
+        key = page.get("LastEvaluatedKey")
+        if not key or len(items) >= limit:
+            return items, (plain(key) if key else None)
+
+
+def view(job: dict[str, Any]) -> dict[str, Any]:
+    """A job as users read it (``GET /jobs/{jobId}``)."""
+    steps = sorted(
+        ({"name": name, **step} for name, step in (job.get("steps") or {}).items()),
+        key=lambda s: (s.get("startedAt") or "", s["name"]),
+    )
+    for step in steps:
+        step.setdefault("startedAt", None)
+        step.setdefault("endedAt", None)
+    return {
+        "jobId": job["jobId"],
+        "type": job["type"],
+        "projectId": job.get("projectId"),
+        "status": job["status"],
+        "createdAt": job["createdAt"],
+        "updatedAt": job.get("updatedAt", job["createdAt"]),
+        "steps": steps,
+        "result": job.get("result"),
+        "error": job.get("error"),
+        "executionArn": job.get("executionArn"),
+        "links": links(job["jobId"]),
+    }
+
+
+def links(job_id: str) -> dict[str, str]:
+    return {"self": f"/jobs/{job_id}", "events": f"/jobs/{job_id}/events"}

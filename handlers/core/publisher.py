@@ -1,0 +1,174 @@
+"""Publishing job events: number them, store them, then push them to the job's subscribers.
+
+``seq`` starts at 1 for each job and rises by one per event with no gaps: the event row and the
+job's counter are written in one DynamoDB transaction, conditioned on the counter not having moved.
+A job's final status is written in that same transaction as its ``job.finished`` event, and only
+while the job is still ``RUNNING``: whoever closes a job first (the notify step, a cancel) wins,
+and the user is told exactly once.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+
+from core import aws, connections, jobs
+from core.clock import now_iso
+from core.config import settings
+from core.records import to_dynamo
+
+logger = Logger(child=True)
+
+MAX_ATTEMPTS = 20
+
+
+def publish(
+    job: dict[str, Any],
+    message: dict[str, Any],
+    *,
+    set_fields: dict[str, Any] | None = None,
+    close_as: str | None = None,
+) -> dict[str, Any] | None:
+    """Store and push one event of ``job`` (which needs ``jobId``, ``userId``, ``projectId``).
+
+    ``set_fields`` are written on the job item in the same transaction (a step's state, a result).
+    ``close_as`` makes this the job's final event: the status is set only if the job is still
+    ``RUNNING``; if it is not, nothing is written and ``None`` comes back.
+    Returns the event as pushed.
+    """
+    job_id = job["jobId"]
+    for _ in range(MAX_ATTEMPTS):
+        current = jobs.get(job_id, consistent=True)
+        if current is None:
+            raise LookupError(f"job {job_id} does not exist")
+        if close_as and current["status"] != "RUNNING":
+            return None
+        seq = int(current.get("seq", 0)) + 1
+        at = now_iso()
+        event = {"type": message["type"], "jobId": job_id, "projectId": job.get("projectId"), "seq": seq, "at": at}
+        event.update({k: v for k, v in message.items() if k != "type"})
+        if _write(job_id, seq, at, event, set_fields or {}, close_as):
+            _push(job, event)
+            return event
+    raise RuntimeError(f"could not publish to job {job_id}: too much contention")
+
+
+def _write(
+    job_id: str, seq: int, at: str, event: dict[str, Any], set_fields: dict[str, Any], close_as: str | None
+) -> bool:
+    names = {"#seq": "seq", "#updatedAt": "updatedAt"}
+    values: dict[str, Any] = {":seq": to_dynamo(seq), ":prev": to_dynamo(seq - 1), ":at": to_dynamo(at)}
+    sets = ["#seq = :seq", "#updatedAt = :at"]
+    for i, (path, value) in enumerate(set_fields.items()):
+        parts = path.split(".")
+        placeholders = []
+        for j, part in enumerate(parts):
+            names[f"#f{i}_{j}"] = part
+            placeholders.append(f"#f{i}_{j}")
+        values[f":f{i}"] = to_dynamo(value)
+        sets.append(f"{'.'.join(placeholders)} = :f{i}")
+    condition = "#seq = :prev"
+    if close_as:
+        names["#status"] = "status"
+        values[":running"] = to_dynamo("RUNNING")
+        values[":final"] = to_dynamo(close_as)
+        sets.append("#status = :final")
+        condition += " AND #status = :running"
+    try:
+        aws.client("dynamodb").transact_write_items(
+            TransactItems=[
+                {
+                    "Update": {
+                        "TableName": settings().jobs_table,
+                        "Key": {"jobId": to_dynamo(job_id)},
+                        "UpdateExpression": "SET " + ", ".join(sets),
+                        "ConditionExpression": condition,
+                        "ExpressionAttributeNames": names,
+                        "ExpressionAttributeValues": values,
+                    }
+                },
+                {
+                    "Put": {
+                        "TableName": settings().job_events_table,
+                        "Item": {
+                            "jobId": to_dynamo(job_id),
+                            "seq": to_dynamo(seq),
+                            "body": to_dynamo(json.dumps(event, separators=(",", ":"))),
+                        },
+                        "ConditionExpression": "attribute_not_exists(jobId)",
+                    }
+                },
+            ]
+        )
+        return True
+    except ClientError as e:
+        if e.response.get("Error", {}).get("Code") == "TransactionCanceledException":
+            return False  # someone else published first, or the job was closed: look again
+        raise
+
+
+def _push(job: dict[str, Any], event: dict[str, Any]) -> None:
+    keys = [connections.subscription_key("job", job["jobId"])]
+    if job.get("projectId"):
+        keys.append(connections.subscription_key("project", job["projectId"]))
+    for connection_id in connections.subscribers(job["userId"], keys):
+        connections.send(connection_id, event)
+
+
+def events_after(job_id: str, after: int) -> list[dict[str, Any]]:
+    """The job's stored events with ``seq > after``, in order."""
+    table = aws.table(settings().job_events_table)
+    kwargs: dict[str, Any] = {
+        "KeyConditionExpression": "jobId = :j AND seq > :s",
+        "ExpressionAttributeValues": {":j": job_id, ":s": after},
+        "ConsistentRead": True,
+    }
+    out: list[dict[str, Any]] = []
+    while True:
+        page = table.query(**kwargs)
+        out.extend(json.loads(item["body"]) for item in page.get("Items", []))
+        if not page.get("LastEvaluatedKey"):
+            return out
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+
+
+def last_event(job_id: str) -> dict[str, Any] | None:
+    page = aws.table(settings().job_events_table).query(
+        KeyConditionExpression="jobId = :j",
+        ExpressionAttributeValues={":j": job_id},
+        ScanIndexForward=False,
+        Limit=1,
+        ConsistentRead=True,
+    )
+    items = page.get("Items", [])
+    return json.loads(items[0]["body"]) if items else None
+
+
+def progress(job: dict[str, Any], step: str, status: str, detail: dict[str, Any] | None = None) -> None:
+    """Publish ``job.progress`` for ``step`` and record the step's state on the job, atomically."""
+    at = now_iso()
+    state: dict[str, Any] = {"status": status}
+    previous = ((jobs.get(job["jobId"]) or {}).get("steps") or {}).get(step, {})
+    state["startedAt"] = at if status == "STARTED" else previous.get("startedAt", at)
+    state["endedAt"] = at if status in ("SUCCEEDED", "FAILED") else None
+    publish(
+        job,
+        {"type": "job.progress", "step": step, "status": status, "detail": detail or {}},
+        set_fields={f"steps.{step}": state},
+    )
+
+
+def finish(job: dict[str, Any], status: str, *, result: Any = None, error: dict[str, Any] | None = None) -> bool:
+    """Close the job with its final status and push ``job.finished``; False if it was already closed."""
+    message: dict[str, Any] = {"type": "job.finished", "status": status}
+    fields: dict[str, Any] = {"endedAt": now_iso()}
+    if error is not None:
+        message["error"] = error
+        fields["error"] = error
+    else:
+        message["result"] = result
+        fields["result"] = result
+    return publish(job, message, set_fields=fields, close_as=status) is not None

@@ -1,0 +1,70 @@
+"""The shape every workflow step shares: report ``STARTED``, do one short piece of work, report the end.
+
+A step handler receives the state machine's input (``jobId``, ``userId``, ``projectId``, ``type``,
+``params`` and what earlier steps returned) and trusts it: input was validated at the edge.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import ClientError
+
+from core import publisher
+from core.errors import TransientError
+
+logger = Logger(child=True)
+
+# botocore error codes that mean "try again": the state machine's Retry handles ``TransientError``.
+_TRANSIENT_CODES = frozenset(
+    {
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "SlowDown",
+        "TransactionConflictException",
+    }
+)
+
+Handler = Callable[[dict[str, Any], Any], Any]
+
+
+def job_step(name: str, summary: Callable[[Any], dict[str, Any]] | None = None) -> Callable[[Handler], Handler]:
+    """Wrap a step handler so that its progress reaches the user, whatever happens inside.
+
+    A transient AWS error is re-raised as ``TransientError`` (reported ``RETRYING``); anything
+    else is reported ``FAILED`` with its name and message and re-raised for the state machine's
+    ``Catch``. ``summary`` picks what of the result goes into the ``SUCCEEDED`` event's detail.
+    """
+
+    def decorate(fn: Handler) -> Handler:
+        @functools.wraps(fn)
+        def wrapper(event: dict[str, Any], context: Any) -> Any:
+            logger.append_keys(jobId=event.get("jobId"), userId=event.get("userId"), step=name)
+            publisher.progress(event, name, "STARTED")
+            try:
+                result = fn(event, context)
+            except ClientError as e:
+                code = e.response.get("Error", {}).get("Code", "")
+                if code in _TRANSIENT_CODES:
+                    publisher.progress(event, name, "RETRYING", {"code": code})
+                    raise TransientError(f"{code}: {e}") from e
+                publisher.progress(event, name, "FAILED", {"code": code or "ClientError", "message": str(e)})
+                raise
+            except TransientError as e:
+                publisher.progress(event, name, "RETRYING", {"message": str(e)})
+                raise
+            except Exception as e:
+                publisher.progress(event, name, "FAILED", {"code": type(e).__name__, "message": str(e)})
+                raise
+            publisher.progress(event, name, "SUCCEEDED", summary(result) if summary else {})
+            return result
+
+        return wrapper
+
+    return decorate

@@ -1,0 +1,1 @@
+"""steps package of the longrun Lambda code."""

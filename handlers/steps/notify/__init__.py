@@ -1,0 +1,1 @@
+"""steps/notify package of the longrun Lambda code."""

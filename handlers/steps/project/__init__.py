@@ -1,0 +1,1 @@
+"""steps/project package of the longrun Lambda code."""

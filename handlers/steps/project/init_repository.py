@@ -1,0 +1,85 @@
+"""Step 3 of create-project: make the project's git repository on the EFS workspace.
+
+The scaffold is read back from S3 (the project's source of truth), committed on ``main``, and
+``develop`` is branched from it, as git-flow expects. The repository is built in a staging
+directory on the same file system and renamed into place, so a workspace appears whole or not at
+all, and a retry of the step starts clean.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from core import aws
+from core.config import settings
+from core.steps import job_step
+from steps.project import git
+from steps.project.workspace import s3_prefix, staging_dir, workspace_dir, workspace_name
+
+logger = Logger()
+
+DEFAULT_BRANCH = "main"
+
+
+class WorkspaceExists(Exception):
+    """The project's workspace directory exists and is not this job's repository."""
+
+
+def _download(prefix: str, into: Path) -> int:
+    s3 = aws.client("s3")
+    root = into.resolve()
+    count = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings().projects_bucket, Prefix=prefix):
+        for obj in page.get("Contents", []):
+            relative = obj["Key"][len(prefix) :]
+            target = (root / relative).resolve()
+            if not relative or relative.endswith("/") or not target.is_relative_to(root) or target == root:
+                logger.warning("skipping a key that is not a file path", extra={"key": obj["Key"]})
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            s3.download_file(settings().projects_bucket, obj["Key"], str(target))
+            count += 1
+    return count
+
+
+def _result(project_id: str, repo: Path) -> dict[str, Any]:
+    return {
+        "workspace": workspace_name(project_id),
+        "defaultBranch": DEFAULT_BRANCH,
+        "commit": git.run(["rev-parse", "HEAD"], repo),
+        "branches": git.run(["for-each-ref", "--format=%(refname:short)", "refs/heads"], repo).split(),
+    }
+
+
+@logger.inject_lambda_context
+@job_step("init-repository", summary=lambda r: {"commit": r["commit"], "branches": r["branches"]})
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    project_id, job_id = event["projectId"], event["jobId"]
+    final = workspace_dir(project_id)
+    marker = f"longrun-job-{job_id}"
+    if final.exists():
+        # A retry after the rename: it is ours if the first commit carries this job's marker.
+        if (final / ".git").is_dir() and marker in git.run(["log", "--format=%B", "-1", DEFAULT_BRANCH], final):
+            return _result(project_id, final)
+        raise WorkspaceExists(f"the workspace of project {project_id} already exists")
+
+    staging = staging_dir(project_id, job_id)
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(parents=True)
+    files = _download(s3_prefix(project_id), staging)
+    git.run(["init", "--quiet", f"--initial-branch={DEFAULT_BRANCH}", "."], staging)
+    git.run(["add", "--all"], staging)
+    template = event["params"].get("template", "web-app")
+    git.run(
+        ["commit", "--quiet", "--allow-empty", "-m", f"Create project from the {template} template\n\n{marker}"],
+        staging,
+    )
+    git.run(["branch", "develop"], staging)
+    staging.rename(final)
+    logger.info("repository created", extra={"files": files, "workspace": str(final)})
+    return _result(project_id, final)

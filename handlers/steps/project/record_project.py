@@ -1,0 +1,34 @@
+"""Step 4 of create-project: record the project, so ``GET /projects/{projectId}`` finds it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from core import aws, projects
+from core.clock import now_iso
+from core.config import settings
+from core.steps import job_step
+
+logger = Logger()
+
+
+@logger.inject_lambda_context
+@job_step("record-project", summary=lambda r: {"projectId": r["projectId"]})
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    params, repository = event["params"], event["repository"]
+    project = {
+        "projectId": event["projectId"],
+        "userId": event["userId"],
+        "name": params["name"],
+        "template": params.get("template", "web-app"),
+        "s3Prefix": event["scaffold"]["s3Prefix"],
+        "workspace": repository["workspace"],
+        "defaultBranch": repository["defaultBranch"],
+        "createdAt": now_iso(),
+        "jobId": event["jobId"],
+    }
+    aws.table(settings().projects_table).put_item(Item={**projects.project_key(event["projectId"]), **project})
+    return {k: project[k] for k in ("projectId", "s3Prefix", "workspace", "defaultBranch")}

@@ -1,0 +1,63 @@
+"""The compensation of create-project: undo what the steps did before one of them failed.
+
+It releases the name (only this job's reservation), deletes the project record, the S3 prefix
+and the workspace or staging directory. Each part is safe to run again and on what was never
+made, so the state machine can retry this step freely.
+"""
+
+from __future__ import annotations
+
+import shutil
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
+
+from core import aws, projects
+from core.config import settings
+from core.steps import job_step
+from steps.project.workspace import s3_prefix, staging_dir, workspace_dir
+
+logger = Logger()
+
+
+def _release_name(event: dict[str, Any]) -> bool:
+    try:
+        aws.table(settings().projects_table).delete_item(
+            Key=projects.name_key(event["userId"], event["params"]["name"]),
+            ConditionExpression="jobId = :job",
+            ExpressionAttributeValues={":job": event["jobId"]},
+        )
+        return True
+    except ClientError as e:
+        if e.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False  # not ours (or already released)
+        raise
+
+
+def _delete_prefix(prefix: str) -> int:
+    s3 = aws.client("s3")
+    deleted = 0
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings().projects_bucket, Prefix=prefix):
+        keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
+        if keys:
+            s3.delete_objects(Bucket=settings().projects_bucket, Delete={"Objects": keys, "Quiet": True})
+            deleted += len(keys)
+    return deleted
+
+
+@logger.inject_lambda_context
+@job_step("undo", summary=lambda r: r)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    project_id = event["projectId"]
+    released = _release_name(event)
+    record = aws.table(settings().projects_table).get_item(Key=projects.project_key(project_id)).get("Item")
+    if record and record.get("jobId") == event["jobId"]:
+        aws.table(settings().projects_table).delete_item(Key=projects.project_key(project_id))
+    deleted = _delete_prefix(s3_prefix(project_id))
+    shutil.rmtree(staging_dir(project_id, event["jobId"]), ignore_errors=True)
+    workspace = workspace_dir(project_id)
+    # The project id is fresh for this job, so its workspace can only be this job's.
+    shutil.rmtree(workspace, ignore_errors=True)
+    return {"nameReleased": released, "objectsDeleted": deleted, "workspaceRemoved": not workspace.exists()}

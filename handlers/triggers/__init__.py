@@ -1,0 +1,1 @@
+"""triggers package of the longrun Lambda code."""

@@ -1,0 +1,1 @@
+"""websocket package of the longrun Lambda code."""

@@ -1,0 +1,96 @@
+"""``$default``: the client's messages, routed by their ``action`` (``subscribe``, ``unsubscribe``, ``ping``).
+
+Answers go back through the ``@connections`` API. Anything the server cannot take, from a message
+that is not JSON to another user's job id, gets an ``error`` message; another user's job and an
+unknown one look the same (``NotFound``).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from core import connections, jobs, projects, publisher
+from core.errors import ApiError, NotFound, ValidationError
+
+logger = Logger()
+
+MAX_MESSAGE_BYTES = 32 * 1024
+_ID_FIELDS = ("jobId", "projectId")
+
+
+def _target(message: dict[str, Any]) -> tuple[str, str]:
+    given = [field for field in _ID_FIELDS if field in message]
+    if len(given) != 1 or not isinstance(message[given[0]], str) or not message[given[0]]:
+        raise ValidationError(f"{message.get('action')} takes exactly one of jobId or projectId, as a string")
+    return ("job" if given[0] == "jobId" else "project"), message[given[0]]
+
+
+def _owns_project(user_id: str, project_id: str) -> bool:
+    """A project is the user's once it exists, or while the user's create-project job makes it."""
+    if projects.get_owned(project_id, user_id):
+        return True
+    page, _ = jobs.query_page(user_id=user_id, project_id=project_id, status=None, limit=1, start_key=None)
+    return bool(page)
+
+
+def _subscribe(connection_id: str, user_id: str, message: dict[str, Any]) -> list[dict[str, Any]]:
+    kind, target_id = _target(message)
+    field = "jobId" if kind == "job" else "projectId"
+    if kind == "job":
+        job = jobs.get_owned(target_id, user_id)
+        if job is None:
+            raise NotFound(f"job {target_id} not found")
+    elif not _owns_project(user_id, target_id):
+        raise NotFound(f"project {target_id} not found")
+    connections.subscribe(connection_id, user_id, kind, target_id)
+    replies: list[dict[str, Any]] = [{"type": "subscribed", field: target_id}]
+    if kind == "job" and job["status"] in jobs.FINAL_STATUSES:
+        # A late or reconnecting client still learns how its job ended.
+        last = publisher.last_event(target_id)
+        if last and last.get("type") == "job.finished":
+            replies.append(last)
+    return replies
+
+
+def _unsubscribe(connection_id: str, message: dict[str, Any]) -> list[dict[str, Any]]:
+    kind, target_id = _target(message)
+    connections.unsubscribe(connection_id, kind, target_id)
+    return [{"type": "unsubscribed", ("jobId" if kind == "job" else "projectId"): target_id}]
+
+
+def _replies(connection_id: str, user_id: str, body: str | None) -> list[dict[str, Any]]:
+    if body is not None and len(body.encode()) > MAX_MESSAGE_BYTES:
+        raise ValidationError("the message is too large")
+    try:
+        message = json.loads(body or "")
+    except ValueError:
+        raise ValidationError("messages must be JSON objects with an action") from None
+    if not isinstance(message, dict):
+        raise ValidationError("messages must be JSON objects with an action")
+    action = message.get("action")
+    if action == "ping":
+        return [{"type": "pong"}]
+    if action == "subscribe":
+        return _subscribe(connection_id, user_id, message)
+    if action == "unsubscribe":
+        return _unsubscribe(connection_id, message)
+    raise ValidationError("unknown action; one of subscribe, unsubscribe, ping")
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    connection_id = event["requestContext"]["connectionId"]
+    record = connections.connection(connection_id)
+    if record is None:
+        return {"statusCode": 410}
+    try:
+        replies = _replies(connection_id, record["userId"], event.get("body"))
+    except ApiError as e:
+        replies = [{"type": "error", "error": {"code": e.code, "message": e.message}}]
+    for reply in replies:
+        connections.send(connection_id, reply)
+    return {"statusCode": 200}

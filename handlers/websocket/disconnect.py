@@ -1,0 +1,18 @@
+"""``$disconnect``: forget the connection and its subscriptions (TTL catches a missed one)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from core import connections
+
+logger = Logger()
+
+
+@logger.inject_lambda_context
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    connections.forget(event["requestContext"]["connectionId"])
+    return {"statusCode": 200}

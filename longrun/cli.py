@@ -1,0 +1,217 @@
+"""The ``longrun`` command line: the local cloud, tokens, and jobs against any stage."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from longrun.client import DEFAULT_ENDPOINTS_FILE, ApiError, Client, Endpoints
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2))
+
+
+def _client(args: argparse.Namespace) -> Client:
+    from longrun.tokens import make_token
+
+    token = os.environ.get("LONGRUN_TOKEN") or make_token(args.user)
+    return Client(Endpoints.discover(args.endpoints_file), token)
+
+
+# --- local up -------------------------------------------------------------------------------------
+
+
+def cmd_local_up(args: argparse.Namespace) -> int:
+    from longrun.local.cloud import LocalCloud, Options, local_secret
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    options = Options(
+        host=args.host,
+        api_port=args.api_port,
+        ws_port=args.ws_port,
+        aws_port=args.aws_port,
+        data_dir=args.data_dir,
+        endpoints_file=args.endpoints_file,
+    )
+    cloud = LocalCloud(options)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    print("longrun local cloud: starting (moto, Lambda workers, API Gateway fronts)…", flush=True)
+    cloud.start()
+    endpoints = cloud.endpoints()
+    assert cloud.stack is not None
+    secret_note = "LONGRUN_LOCAL_SECRET" if os.environ.get("LONGRUN_LOCAL_SECRET") else "the default development secret"
+    print(
+        f"""
+  REST API   {endpoints['api']}
+  WebSocket  {endpoints['ws']}?token=<token>
+  AWS        {endpoints['aws']}   (moto: DynamoDB, S3, Step Functions, SSM, IAM, Logs)
+  EFS        {cloud.stack.efs_root}
+  Logs       {cloud.data_dir / 'logs'}
+  Tokens     longrun token --user alice   (signed with {secret_note})
+
+  For `aws` and `longrun ops`:
+    export AWS_ENDPOINT_URL={endpoints['aws']} AWS_REGION={options.region} \\
+           AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
+
+  Ready. Ctrl-C stops every part.""",
+        flush=True,
+    )
+    del local_secret
+    try:
+        while not stop.wait(0.5):
+            if cloud.moto is not None and cloud.moto.poll() is not None:
+                print("the AWS endpoint (moto) exited; stopping", file=sys.stderr)
+                return 1
+    finally:
+        print("longrun local cloud: stopping…", flush=True)
+        cloud.stop()
+    return 0
+
+
+# --- token ----------------------------------------------------------------------------------------
+
+
+def cmd_token(args: argparse.Namespace) -> int:
+    from longrun.core_ids import USER_ID
+    from longrun.tokens import make_token
+
+    if not USER_ID.match(args.user):
+        print("a user name is 1 to 128 of A-Z a-z 0-9 . _ @ + -", file=sys.stderr)
+        return 2
+    if args.ttl <= 0:
+        print("--ttl must be positive", file=sys.stderr)
+        return 2
+    print(make_token(args.user, args.ttl))
+    return 0
+
+
+# --- jobs -----------------------------------------------------------------------------------------
+
+
+def _params(pairs: list[str]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise SystemExit(f"--param takes KEY=VALUE, not {pair!r}")
+        try:
+            params[key] = json.loads(value)  # numbers, booleans and JSON; plain text stays text
+        except ValueError:
+            params[key] = value
+    return params
+
+
+def _render(event: dict[str, Any]) -> str:
+    kind = event["type"]
+    if kind == "job.progress":
+        detail = json.dumps(event.get("detail") or {}, separators=(",", ":"))
+        return f"  [{event['seq']:>3}] {event['step']:<18} {event['status']:<9} {detail if detail != '{}' else ''}"
+    if kind == "job.log":
+        return "\n".join(f"  [{event['seq']:>3}] | {line}" for line in event.get("lines", []))
+    if kind == "job.finished":
+        return f"  [{event['seq']:>3}] finished: {event['status']}"
+    return json.dumps(event)
+
+
+def _watch(client: Client, job_id: str, as_json: bool) -> int:
+    final: dict[str, Any] = {}
+    for event in client.watch(job_id):
+        print(json.dumps(event) if as_json else _render(event), flush=True)
+        final = event
+    if not as_json:
+        print(json.dumps(final, indent=2))
+    return 0 if final.get("status") == "SUCCEEDED" else 1
+
+
+def cmd_jobs(args: argparse.Namespace) -> int:
+    client = _client(args)
+    try:
+        if args.jobs_command == "start":
+            job = client.start_job(args.type, _params(args.param), args.project, args.idempotency_key)
+            if not args.watch:
+                _print_json(job)
+                return 0
+            print(f"job {job['jobId']} ({job['type']}) accepted; watching…", flush=True)
+            return _watch(client, job["jobId"], args.json)
+        if args.jobs_command == "get":
+            _print_json(client.job(args.job_id))
+        elif args.jobs_command == "list":
+            _print_json(client.jobs(projectId=args.project, status=args.status, limit=args.limit, cursor=args.cursor))
+        elif args.jobs_command == "watch":
+            return _watch(client, args.job_id, args.json)
+        elif args.jobs_command == "cancel":
+            _print_json(client.cancel(args.job_id))
+        elif args.jobs_command == "retry":
+            _print_json(client.retry(args.job_id))
+        return 0
+    except ApiError as e:
+        print(json.dumps(e.body, indent=2) if e.body else str(e), file=sys.stderr)
+        return 1
+
+
+# --- parser ---------------------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="longrun", description="Long-running jobs on a serverless web platform.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    local = sub.add_parser("local", help="the local cloud").add_subparsers(dest="local_command", required=True)
+    up = local.add_parser("up", help="run the local cloud in the foreground until SIGINT/SIGTERM")
+    up.add_argument("--api-port", type=int, default=0, help="REST API port (0: a free one)")
+    up.add_argument("--ws-port", type=int, default=0, help="WebSocket API port (0: a free one)")
+    up.add_argument("--aws-port", type=int, default=0, help="AWS endpoint (moto) port (0: a free one)")
+    up.add_argument("--host", default="127.0.0.1", help=argparse.SUPPRESS)
+    up.add_argument("--data-dir", type=Path, default=Path(".longrun"), help="EFS, logs (default .longrun)")
+    up.add_argument("--endpoints-file", type=Path, help='write {"api","ws","aws"} here once every part serves')
+    up.set_defaults(func=cmd_local_up)
+
+    token = sub.add_parser("token", help="print a token for the local cloud")
+    token.add_argument("--user", required=True)
+    token.add_argument("--ttl", type=int, default=3600, help="seconds (default 3600)")
+    token.set_defaults(func=cmd_token)
+
+    jobs = sub.add_parser("jobs", help="start, read, watch and cancel jobs")
+    jobs.add_argument("--user", default=os.environ.get("LONGRUN_USER", "demo"),
+                      help="local cloud user when LONGRUN_TOKEN is not set (default demo)")
+    jobs.add_argument("--endpoints-file", type=Path, default=None,
+                      help=f"the local cloud's endpoints (default {DEFAULT_ENDPOINTS_FILE})")
+    jsub = jobs.add_subparsers(dest="jobs_command", required=True)
+    start = jsub.add_parser("start", help="start a job")
+    start.add_argument("type")
+    start.add_argument("--project")
+    start.add_argument("--param", action="append", default=[], metavar="KEY=VALUE")
+    start.add_argument("--idempotency-key")
+    start.add_argument("--watch", action="store_true", help="show progress until job.finished")
+    start.add_argument("--json", action="store_true", help="with --watch: one JSON event per line")
+    for name in ("get", "watch", "cancel", "retry"):
+        cmd = jsub.add_parser(name)
+        cmd.add_argument("job_id")
+        if name == "watch":
+            cmd.add_argument("--json", action="store_true", help="one JSON event per line")
+    lst = jsub.add_parser("list")
+    lst.add_argument("--project")
+    lst.add_argument("--status")
+    lst.add_argument("--limit", type=int)
+    lst.add_argument("--cursor")
+    jobs.set_defaults(func=cmd_jobs)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    return int(args.func(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,222 @@
+"""``longrun local up``: the whole local cloud in one command, without Docker.
+
+Parts, each in its place:
+
+* the AWS endpoint — moto in server mode, in its own process (:mod:`longrun.local.aws_server`);
+* Lambda — warm worker processes per function (:mod:`longrun.local.lambda_runtime`), reached
+  through the control plane (:mod:`longrun.local.control_plane`);
+* API Gateway — the REST front and the WebSocket front, in this process;
+* EFS — a directory under ``--data-dir``.
+
+At start the template is translated and every resource it names is created or served; the
+endpoints file is written only once every part answers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from botocore.config import Config
+
+from longrun.local.control_plane import ControlPlane
+from longrun.local.lambda_runtime import LambdaRuntime
+from longrun.local.rest_front import RestFront
+from longrun.local.stack import ACCOUNT_ID, Stack, StackBuilder
+from longrun.local.template import translate
+from longrun.local.websocket_front import WebSocketFront
+
+log = logging.getLogger("longrun.local")
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_TEMPLATE = REPO_ROOT / "infra" / "template.yaml"
+DEFAULT_SECRET = "longrun-local-development-secret"
+LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+# Functions the first request needs; the rest warm up in the background.
+_WARM_FIRST = ("api.", "websocket.")
+
+
+def local_secret() -> str:
+    return os.environ.get("LONGRUN_LOCAL_SECRET") or DEFAULT_SECRET
+
+
+@dataclass
+class Options:
+    host: str = "127.0.0.1"
+    api_port: int = 0
+    ws_port: int = 0
+    aws_port: int = 0
+    data_dir: Path = Path(".longrun")
+    endpoints_file: Path | None = None
+    template: Path = DEFAULT_TEMPLATE
+    region: str = "us-east-1"
+    stack_name: str = "longrun"
+    stage: str = "local"
+
+
+class LocalCloud:
+    def __init__(self, options: Options) -> None:
+        self.options = options
+        self.data_dir = options.data_dir.resolve()
+        self.moto: subprocess.Popen[str] | None = None
+        self.aws_url = ""
+        self.runtime: LambdaRuntime | None = None
+        self.control: ControlPlane | None = None
+        self.rest: RestFront | None = None
+        self.websocket: WebSocketFront | None = None
+        self.stack: Stack | None = None
+
+    # --- start --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        o = self.options
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        (self.data_dir / "logs").mkdir(exist_ok=True)
+        try:
+            # The control plane binds first: the AWS endpoint forwards Lambda invocations to it.
+            self.control = ControlPlane(o.host, 0)
+            self._start_moto(self.control.url)
+            self.runtime = LambdaRuntime(self._lambda_environment(), self.data_dir / "logs")
+            self.control.runtime = self.runtime
+            self.control.start()
+            translated = translate(o.template, {"StageName": o.stage}, region=o.region)
+            self.stack = StackBuilder(
+                translated,
+                stack_name=o.stack_name,
+                region=o.region,
+                parameters={"StageName": o.stage, "VpcId": "vpc-local", "SubnetIds": "subnet-local-a,subnet-local-b"},
+                data_dir=self.data_dir,
+                websocket_management_base=f"{self.control.url}/@ws",
+                aws=self.client,
+            ).build()
+            self._put_token_secret()
+            for spec in self.stack.functions:
+                self.runtime.add(spec)
+            self._warm()
+            if self.stack.rest_api is None or self.stack.websocket_api is None:
+                raise RuntimeError("the template has no REST API or no WebSocket API")
+            self.rest = RestFront(o.host, o.api_port, self.stack.rest_api, self.runtime, o.region)
+            self.websocket = WebSocketFront(o.host, o.ws_port, self.stack.websocket_api, self.runtime, o.region)
+            self.control.websocket = self.websocket
+            self.rest.start()
+            self.websocket.start()
+            if o.endpoints_file:
+                self._write_endpoints(o.endpoints_file)
+        except BaseException:
+            self.stop()
+            raise
+
+    def _start_moto(self, lambda_url: str) -> None:
+        self.moto = subprocess.Popen(
+            [
+                sys.executable, "-m", "longrun.local.aws_server",
+                "--host", self.options.host, "--port", str(self.options.aws_port),
+                "--lambda-url", lambda_url,
+            ],  # fmt: skip
+            stdout=subprocess.PIPE,
+            stderr=open(self.data_dir / "logs" / "aws.log", "ab"),  # noqa: SIM115
+            text=True,
+            env={**os.environ, **LOCAL_CREDENTIALS, "MOTO_CALL_RESET_API": "false"},
+        )
+        assert self.moto.stdout is not None
+        line = self.moto.stdout.readline()
+        if not line:
+            raise RuntimeError(f"the AWS endpoint did not start; see {self.data_dir / 'logs' / 'aws.log'}")
+        port = json.loads(line)["port"]
+        self.aws_url = f"http://{self.options.host}:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.client("sts").get_caller_identity()
+                break
+            except Exception:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.1)
+
+    def client(self, service: str) -> Any:
+        return boto3.client(
+            service,
+            endpoint_url=self.aws_url,
+            region_name=self.options.region,
+            aws_access_key_id="testing",
+            aws_secret_access_key="testing",
+            aws_session_token="testing",
+            config=Config(retries={"max_attempts": 2}),
+        )
+
+    def _lambda_environment(self) -> dict[str, str]:
+        """What Lambda's runtime puts in every function's environment, pointed at the local cloud."""
+        return {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            "TZ": "UTC",
+            "HOME": str(self.data_dir / "home"),
+            **LOCAL_CREDENTIALS,
+            "AWS_REGION": self.options.region,
+            "AWS_DEFAULT_REGION": self.options.region,
+            "AWS_ENDPOINT_URL": self.aws_url,
+            "LONGRUN_ACCOUNT_ID": ACCOUNT_ID,
+            # No X-Ray daemon locally: Powertools Tracer would only warn on every segment.
+            "POWERTOOLS_TRACE_DISABLED": "true",
+            "PYTHONDONTWRITEBYTECODE": "1",
+        }
+
+    def _put_token_secret(self) -> None:
+        """Deployed stages keep the token secret in SSM; the local one holds the development secret."""
+        assert self.stack is not None
+        name = next(
+            (f.environment.get("TOKEN_SECRET_PARAMETER") for f in self.stack.functions if f.environment.get("TOKEN_SECRET_PARAMETER")),
+            "/longrun/token-secret",
+        )
+        self.client("ssm").put_parameter(Name=name, Value=local_secret(), Type="SecureString", Overwrite=True)
+
+    def _warm(self) -> None:
+        assert self.runtime is not None
+        pools = self.runtime.pools()
+        first = [p for p in pools if p.spec.handler.startswith(_WARM_FIRST)]
+        rest = [p for p in pools if p not in first]
+        with ThreadPoolExecutor(max_workers=4) as executor:
+            list(executor.map(lambda p: p.warm(), first))
+        threading.Thread(target=lambda: [p.warm() for p in rest], name="warm-steps", daemon=True).start()
+
+    def _write_endpoints(self, path: Path) -> None:
+        path = path.resolve()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_name(path.name + ".tmp")
+        temporary.write_text(json.dumps(self.endpoints(), indent=2) + "\n")
+        temporary.replace(path)
+
+    def endpoints(self) -> dict[str, str]:
+        assert self.rest and self.websocket
+        return {"api": self.rest.url, "ws": self.websocket.url, "aws": self.aws_url}
+
+    # --- stop ---------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        for part in (self.websocket, self.rest, self.control):
+            if part is not None:
+                try:
+                    part.stop()
+                except Exception:
+                    log.exception("stopping %s failed", type(part).__name__)
+        if self.runtime is not None:
+            self.runtime.close()
+        if self.moto is not None and self.moto.poll() is None:
+            self.moto.terminate()
+            try:
+                self.moto.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.moto.kill()
+        if self.options.endpoints_file and self.options.endpoints_file.exists():
+            self.options.endpoints_file.unlink()

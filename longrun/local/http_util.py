@@ -1,0 +1,38 @@
+"""A threaded HTTP/1.1 server with keep-alive, shared by the local cloud's HTTP fronts."""
+
+from __future__ import annotations
+
+import json
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+
+class Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 256
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "longrun-local"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+        pass  # requests are not logged line by line; the fronts log what matters
+
+    def body(self) -> bytes:
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length else b""
+
+    def reply(self, status: int, body: bytes | str | dict | list, headers: dict[str, str] | None = None) -> None:
+        if isinstance(body, dict | list):
+            body = json.dumps(body, separators=(",", ":"))
+            headers = {"Content-Type": "application/json", **(headers or {})}
+        data = body.encode() if isinstance(body, str) else body
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(data)

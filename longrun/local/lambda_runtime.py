@@ -1,0 +1,233 @@
+"""Lambda for the local cloud: warm worker processes per function, and the Invoke API in front of them.
+
+moto runs functions in Docker, which these machines do not have. Instead each function of the
+template gets a pool of warm processes (:mod:`longrun.local.lambda_worker`) started with that
+function's handler, environment and code directory, the way Lambda keeps execution environments:
+one invocation at a time per process, a new process when all are busy (a cold start), up to the
+function's concurrency. A handler that runs past its ``Timeout`` has its process killed and the
+caller gets ``Sandbox.Timedout``, as from Lambda.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import select
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("longrun.local.lambda")
+
+
+@dataclass
+class FunctionSpec:
+    """What the local runtime needs to know of one ``AWS::Lambda::Function``."""
+
+    logical_id: str
+    name: str
+    arn: str
+    handler: str
+    code_dir: Path
+    timeout: float = 3.0
+    memory: int = 128
+    environment: dict[str, str] = field(default_factory=dict)
+    concurrency: int = 8
+
+
+@dataclass
+class Outcome:
+    """An invocation's result as Lambda's Invoke API returns it."""
+
+    payload: bytes
+    function_error: str | None = None  # "Unhandled" when the handler raised or timed out
+    duration_ms: float = 0.0
+
+
+class Throttled(Exception):
+    """Every execution environment of the function stayed busy past the wait: Lambda's 429."""
+
+
+class _Worker:
+    def __init__(self, spec: FunctionSpec, base_env: dict[str, str], log_path: Path) -> None:
+        self.spec = spec
+        read_fd, write_fd = os.pipe()
+        env = {
+            **base_env,
+            **spec.environment,
+            "AWS_LAMBDA_FUNCTION_NAME": spec.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": str(spec.memory),
+            "AWS_LAMBDA_FUNCTION_VERSION": "$LATEST",
+            "LAMBDA_TASK_ROOT": str(spec.code_dir),
+            "_HANDLER": spec.handler,
+            "LONGRUN_RESULT_FD": str(write_fd),
+        }
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "longrun.local.lambda_worker"],
+            stdin=subprocess.PIPE,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=spec.code_dir,
+            pass_fds=(write_fd,),
+            start_new_session=True,
+        )
+        os.close(write_fd)
+        self._results = os.fdopen(read_fd, "r")
+        first = self._read(deadline=time.monotonic() + 30)
+        if first is None or not first.get("ready"):
+            self.kill()
+            raise RuntimeError(f"the execution environment of {spec.name} did not start; see {log_path}")
+
+    def _read(self, deadline: float) -> dict[str, Any] | None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return None
+        ready, _, _ = select.select([self._results], [], [], remaining)
+        if not ready:
+            return None
+        line = self._results.readline()
+        if not line:
+            raise EOFError("the execution environment exited")
+        return json.loads(line)
+
+    def invoke(self, request_id: str, event: Any, timeout: float) -> dict[str, Any] | None:
+        deadline_wall_ms = int((time.time() + timeout) * 1000)
+        assert self.process.stdin is not None
+        self.process.stdin.write((json.dumps({"id": request_id, "event": event, "deadline_ms": deadline_wall_ms}) + "\n").encode())
+        self.process.stdin.flush()
+        return self._read(deadline=time.monotonic() + timeout)
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, 9)
+        with contextlib.suppress(Exception):
+            self.process.wait(timeout=5)
+        for f in (self._results, self._log):
+            with contextlib.suppress(Exception):
+                f.close()
+
+
+class FunctionPool:
+    """The execution environments of one function."""
+
+    def __init__(self, spec: FunctionSpec, base_env: dict[str, str], log_dir: Path) -> None:
+        self.spec = spec
+        self._base_env = base_env
+        self._log_path = log_dir / f"{spec.name}.log"
+        self._idle: list[_Worker] = []
+        self._all: list[_Worker] = []
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(spec.concurrency)
+        self.invocations = 0
+        self.cold_starts = 0
+
+    def warm(self) -> None:
+        worker = self._start()
+        with self._lock:
+            self._idle.append(worker)
+
+    def _start(self) -> _Worker:
+        worker = _Worker(self.spec, self._base_env, self._log_path)
+        with self._lock:
+            self._all.append(worker)
+            self.cold_starts += 1
+        return worker
+
+    def _retire(self, worker: _Worker) -> None:
+        worker.kill()
+        with self._lock:
+            if worker in self._all:
+                self._all.remove(worker)
+
+    def invoke(self, event: Any, *, wait_for_slot: float = 60.0) -> Outcome:
+        if not self._slots.acquire(timeout=wait_for_slot):
+            raise Throttled(f"{self.spec.name}: all {self.spec.concurrency} execution environments stayed busy")
+        try:
+            with self._lock:
+                worker = self._idle.pop() if self._idle else None
+                self.invocations += 1
+            if worker is None or not worker.alive():
+                worker = self._start()
+            request_id = str(uuid.uuid4())
+            started = time.monotonic()
+            try:
+                answer = worker.invoke(request_id, event, self.spec.timeout)
+            except (EOFError, BrokenPipeError, ValueError) as e:
+                self._retire(worker)
+                return _error("Runtime.ExitError", f"RequestId: {request_id} Error: Runtime exited ({e})")
+            duration = (time.monotonic() - started) * 1000
+            if answer is None:  # past the function's timeout: Lambda resets the environment
+                self._retire(worker)
+                return _error(
+                    "Sandbox.Timedout",
+                    f"RequestId: {request_id} Error: Task timed out after {self.spec.timeout:.2f} seconds",
+                    duration,
+                )
+            with self._lock:
+                self._idle.append(worker)
+            if "error" in answer:
+                return Outcome(json.dumps(answer["error"]).encode(), "Unhandled", duration)
+            return Outcome(json.dumps(answer["payload"]).encode(), None, duration)
+        finally:
+            self._slots.release()
+
+    def close(self) -> None:
+        with self._lock:
+            workers = list(self._all)
+            self._all.clear()
+            self._idle.clear()
+        for worker in workers:
+            worker.kill()
+
+
+def _error(kind: str, message: str, duration: float = 0.0) -> Outcome:
+    return Outcome(json.dumps({"errorType": kind, "errorMessage": message}).encode(), "Unhandled", duration)
+
+
+class LambdaRuntime:
+    """Every function of the stack, found by name or ARN."""
+
+    def __init__(self, base_env: dict[str, str], log_dir: Path) -> None:
+        self._base_env = base_env
+        self._log_dir = log_dir
+        self._pools: dict[str, FunctionPool] = {}
+
+    def add(self, spec: FunctionSpec) -> None:
+        pool = FunctionPool(spec, self._base_env, self._log_dir)
+        for key in (spec.name, spec.arn, spec.logical_id):
+            self._pools[key] = pool
+
+    def pool(self, function: str) -> FunctionPool | None:
+        """``function`` as the Invoke API takes it: a name, an ARN, or either with a ``:qualifier``."""
+        if function in self._pools:
+            return self._pools[function]
+        if function.startswith("arn:"):
+            parts = function.split(":")
+            return self._pools.get(":".join(parts[:7]))
+        return self._pools.get(function.split(":")[0])
+
+    def pools(self) -> list[FunctionPool]:
+        return list({id(p): p for p in self._pools.values()}.values())
+
+    def invoke(self, function: str, event: Any) -> Outcome:
+        pool = self.pool(function)
+        if pool is None:
+            raise KeyError(function)
+        return pool.invoke(event)
+
+    def close(self) -> None:
+        for pool in self.pools():
+            pool.close()

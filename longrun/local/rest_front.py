@@ -1,0 +1,259 @@
+"""API Gateway (REST) for the local cloud: HTTP in, Lambda proxy events (v1) out.
+
+It follows the template's API definition: the routes and their Lambda proxy integrations, the
+TOKEN authorizer with its identity header and result cache, the stage's throttling, and the
+gateway responses (API Gateway's own errors, such as an unknown route or a refused token, in the
+body the template gives them). Integration requests time out after 29 seconds, as on AWS.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import logging
+import threading
+import time
+import uuid
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+from longrun.local.http_util import Handler, Server
+from longrun.local.lambda_runtime import LambdaRuntime, Throttled
+from longrun.local.stack import ACCOUNT_ID, RestApiSpec, RestAuthorizer, RestRoute
+from longrun.local.throttle import TokenBucket
+
+log = logging.getLogger("longrun.local.rest")
+
+MAX_PAYLOAD_BYTES = 10 * 1024 * 1024  # API Gateway's REST payload limit
+DEFAULT_STATUS = {
+    "MISSING_AUTHENTICATION_TOKEN": 403,
+    "UNAUTHORIZED": 401,
+    "ACCESS_DENIED": 403,
+    "AUTHORIZER_FAILURE": 500,
+    "THROTTLED": 429,
+    "REQUEST_TOO_LARGE": 413,
+    "INTEGRATION_FAILURE": 502,
+    "INTEGRATION_TIMEOUT": 504,
+}
+
+
+class _Refusal(Exception):
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+
+
+class RestFront:
+    def __init__(self, host: str, port: int, spec: RestApiSpec, runtime: LambdaRuntime, region: str) -> None:
+        self.spec = spec
+        self.runtime = runtime
+        self.region = region
+        self.bucket = TokenBucket(spec.throttle_rate, spec.throttle_burst)
+        self._auth_cache: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
+        self._auth_lock = threading.Lock()
+        front = self
+
+        class RequestHandler(Handler):
+            def handle_one_request(self) -> None:
+                try:
+                    super().handle_one_request()
+                except ConnectionError:
+                    self.close_connection = True
+
+            def _any(self) -> None:
+                front.handle(self)
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _any  # noqa: N815
+
+        self.server = Server((host, port), RequestHandler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://{host}:{self.port}"
+
+    def start(self) -> None:
+        threading.Thread(target=self.server.serve_forever, name="rest-front", daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+    # --- API Gateway's own answers ------------------------------------------------------------
+
+    def _gateway_response(self, handler: Handler, kind: str, message: str, request_id: str) -> None:
+        responses = self.spec.gateway_responses
+        family = "DEFAULT_5XX" if DEFAULT_STATUS.get(kind, 500) >= 500 else "DEFAULT_4XX"
+        config = responses.get(kind) or responses.get(family) or {}
+        status = int(config.get("statusCode") or DEFAULT_STATUS.get(kind, 500))
+        template = (config.get("responseTemplates") or {}).get("application/json")
+        if template:
+            body = template.replace("$context.error.messageString", json.dumps(message)).replace(
+                "$context.error.message", message
+            )
+        else:
+            body = json.dumps({"message": message})
+        headers = {"Content-Type": "application/json", "x-amzn-RequestId": request_id, "x-amzn-ErrorType": kind}
+        if kind == "THROTTLED":
+            headers["Retry-After"] = "1"
+        handler.reply(status, body, headers)
+
+    # --- requests -----------------------------------------------------------------------------
+
+    def handle(self, handler: Handler) -> None:
+        request_id = str(uuid.uuid4())
+        url = urlsplit(handler.path)
+        method = handler.command
+        try:
+            length = int(handler.headers.get("Content-Length") or 0)
+            if length > MAX_PAYLOAD_BYTES:
+                handler.close_connection = True
+                raise _Refusal("REQUEST_TOO_LARGE", "Request Too Long")
+            body = handler.body()
+            route, path_params = self._route(method, url.path)
+            if not self.bucket.take():
+                raise _Refusal("THROTTLED", "Too Many Requests")
+            method_arn = (
+                f"arn:aws:execute-api:{self.region}:{ACCOUNT_ID}:{self.spec.api_id}/{self.spec.stage}/{method}{url.path}"
+            )
+            authorizer = self._authorize(route, handler, method_arn) if route.authorizer else None
+            event = self._event(handler, route, url, path_params, body, authorizer, request_id)
+            self._integrate(handler, route, event, request_id)
+        except _Refusal as refusal:
+            self._gateway_response(handler, refusal.kind, refusal.message, request_id)
+
+    def _route(self, method: str, path: str) -> tuple[RestRoute, dict[str, str]]:
+        for route in self.spec.routes:
+            match = route.pattern.match(path)
+            if match and route.method in (method, "X-AMAZON-APIGATEWAY-ANY-METHOD", "ANY"):
+                return route, match.groupdict()
+        raise _Refusal("MISSING_AUTHENTICATION_TOKEN", "Missing Authentication Token")
+
+    def _authorize(self, route: RestRoute, handler: Handler, method_arn: str) -> dict[str, Any]:
+        assert route.authorizer is not None
+        config: RestAuthorizer = self.spec.authorizers[route.authorizer]
+        token = handler.headers.get(config.header)
+        if not token:
+            raise _Refusal("UNAUTHORIZED", "Unauthorized")
+        cache_key = (route.authorizer, token)
+        now = time.monotonic()
+        with self._auth_lock:
+            cached = self._auth_cache.get(cache_key)
+        if cached and cached[0] > now:
+            result = cached[1]
+        else:
+            event = {"type": "TOKEN", "authorizationToken": token, "methodArn": method_arn}
+            try:
+                outcome = self.runtime.invoke(config.function, event)
+            except Throttled:
+                raise _Refusal("AUTHORIZER_FAILURE", "Authorizer throttled") from None
+            payload = json.loads(outcome.payload or b"null")
+            if outcome.function_error:
+                if isinstance(payload, dict) and payload.get("errorMessage") == "Unauthorized":
+                    raise _Refusal("UNAUTHORIZED", "Unauthorized")
+                raise _Refusal("AUTHORIZER_FAILURE", "Authorizer error")
+            if not isinstance(payload, dict) or "principalId" not in payload or "policyDocument" not in payload:
+                raise _Refusal("AUTHORIZER_FAILURE", "Authorizer error")
+            result = payload
+            if config.ttl > 0:
+                with self._auth_lock:
+                    self._auth_cache[cache_key] = (now + config.ttl, result)
+        if not _allows(result["policyDocument"], method_arn):
+            raise _Refusal("ACCESS_DENIED", "User is not authorized to access this resource")
+        context = {k: v for k, v in (result.get("context") or {}).items()}
+        return {"principalId": result["principalId"], **context}
+
+    def _event(
+        self,
+        handler: Handler,
+        route: RestRoute,
+        url: Any,
+        path_params: dict[str, str],
+        body: bytes,
+        authorizer: dict[str, Any] | None,
+        request_id: str,
+    ) -> dict[str, Any]:
+        multi_headers: dict[str, list[str]] = {}
+        for name, value in handler.headers.items():
+            multi_headers.setdefault(name, []).append(value)
+        query = parse_qs(url.query, keep_blank_values=True)
+        text = body.decode("utf-8", errors="replace") if body else None
+        return {
+            "resource": route.path,
+            "path": url.path,
+            "httpMethod": handler.command,
+            "headers": {k: v[-1] for k, v in multi_headers.items()} or None,
+            "multiValueHeaders": multi_headers or None,
+            "queryStringParameters": {k: v[-1] for k, v in query.items()} or None,
+            "multiValueQueryStringParameters": query or None,
+            "pathParameters": path_params or None,
+            "stageVariables": None,
+            "requestContext": {
+                "accountId": ACCOUNT_ID,
+                "apiId": self.spec.api_id,
+                "stage": self.spec.stage,
+                "requestId": request_id,
+                "resourcePath": route.path,
+                "httpMethod": handler.command,
+                "path": f"/{self.spec.stage}{url.path}",
+                "protocol": "HTTP/1.1",
+                "requestTimeEpoch": int(time.time() * 1000),
+                "domainName": handler.headers.get("Host", ""),
+                "identity": {"sourceIp": handler.client_address[0], "userAgent": handler.headers.get("User-Agent")},
+                "authorizer": authorizer,
+            },
+            "body": text,
+            "isBase64Encoded": False,
+        }
+
+    def _integrate(self, handler: Handler, route: RestRoute, event: dict[str, Any], request_id: str) -> None:
+        result: dict[str, Any] = {}
+
+        def call() -> None:
+            try:
+                result["outcome"] = self.runtime.invoke(route.function, event)
+            except Exception as e:  # surfaced below as an integration failure
+                result["error"] = e
+
+        worker = threading.Thread(target=call, daemon=True)
+        worker.start()
+        worker.join(29)
+        if worker.is_alive():
+            raise _Refusal("INTEGRATION_TIMEOUT", "Endpoint request timed out")
+        outcome = result.get("outcome")
+        if outcome is None or outcome.function_error:
+            if outcome is not None:
+                log.warning("integration failed: %s", outcome.payload[:2000])
+            raise _Refusal("INTEGRATION_FAILURE", "Internal server error")
+        try:
+            response = json.loads(outcome.payload)
+            status = int(response["statusCode"])
+        except (ValueError, KeyError, TypeError):
+            raise _Refusal("INTEGRATION_FAILURE", "Internal server error") from None
+        headers = {str(k): str(v) for k, v in (response.get("headers") or {}).items()}
+        for name, values in (response.get("multiValueHeaders") or {}).items():
+            headers[str(name)] = ", ".join(str(v) for v in values)
+        headers["x-amzn-RequestId"] = request_id
+        body = response.get("body") or ""
+        if response.get("isBase64Encoded"):
+            import base64
+
+            data = base64.b64decode(body)
+        else:
+            data = str(body).encode()
+        handler.reply(status, data, headers)
+
+
+def _allows(policy: dict[str, Any], method_arn: str) -> bool:
+    """IAM evaluation of an authorizer's policy for one method: an explicit Deny wins, else an Allow."""
+    allowed = False
+    for statement in policy.get("Statement", []):
+        actions = statement.get("Action", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        if not any(fnmatch.fnmatchcase("execute-api:Invoke", a) for a in actions):
+            continue
+        resources = statement.get("Resource", [])
+        resources = [resources] if isinstance(resources, str) else resources
+        if any(fnmatch.fnmatchcase(method_arn, r) for r in resources):
+            if statement.get("Effect") == "Deny":
+                return False
+            allowed = allowed or statement.get("Effect") == "Allow"
+    return allowed

@@ -1,0 +1,534 @@
+"""Creating the stack of ``infra/template.yaml`` in the local cloud.
+
+Each resource type is either created in moto through its AWS API (tables, buckets, state
+machines, roles, log groups, the token secret), or served by the local cloud itself (Lambda
+functions and layers, both API Gateways, EFS as a directory, the VPC's security groups). A type
+that is neither is refused with an error naming it: nothing is skipped silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from longrun.local.intrinsics import Resolver, Unsupported
+from longrun.local.lambda_runtime import FunctionSpec
+from longrun.local.template import Translated
+
+ACCOUNT_ID = "123456789012"
+
+CREATED_IN_MOTO = {
+    "AWS::DynamoDB::Table",
+    "AWS::S3::Bucket",
+    "AWS::S3::BucketPolicy",
+    "AWS::StepFunctions::StateMachine",
+    "AWS::IAM::Role",
+    "AWS::IAM::ManagedPolicy",
+    "AWS::Logs::LogGroup",
+}
+SERVED_LOCALLY = {
+    "AWS::Lambda::Function",  # warm worker processes (lambda_runtime)
+    "AWS::Lambda::LayerVersion",  # its directory, in place of /opt
+    "AWS::Lambda::Permission",  # the local API fronts may invoke any function of the stack
+    "AWS::ApiGateway::RestApi",  # rest_front
+    "AWS::ApiGateway::Deployment",
+    "AWS::ApiGateway::Stage",
+    "AWS::ApiGatewayV2::Api",  # websocket_front
+    "AWS::ApiGatewayV2::Route",
+    "AWS::ApiGatewayV2::Integration",
+    "AWS::ApiGatewayV2::Authorizer",
+    "AWS::ApiGatewayV2::Deployment",
+    "AWS::ApiGatewayV2::Stage",
+    "AWS::EFS::FileSystem",  # a directory under --data-dir
+    "AWS::EFS::MountTarget",
+    "AWS::EFS::AccessPoint",
+    "AWS::EC2::SecurityGroup",  # loopback has no security groups
+    "AWS::EC2::SecurityGroupIngress",
+}
+_FUNCTION_URI = re.compile(r"functions/(arn:[^/]+)/invocations")
+
+
+class CannotEmulate(Exception):
+    """The template names something the local cloud does not emulate."""
+
+
+@dataclass
+class RestRoute:
+    method: str
+    path: str  # "/jobs/{jobId}"
+    function: str  # function name
+    authorizer: str | None
+    pattern: re.Pattern[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        regex = re.sub(r"\\\{([A-Za-z0-9_]+)\\\+\\\}", r"(?P<\1>.+)", re.escape(self.path))
+        regex = re.sub(r"\\\{([A-Za-z0-9_]+)\\\}", r"(?P<\1>[^/]+)", regex)
+        self.pattern = re.compile(f"^{regex}$")
+
+
+@dataclass
+class RestAuthorizer:
+    function: str
+    header: str
+    ttl: int
+
+
+@dataclass
+class RestApiSpec:
+    api_id: str
+    stage: str
+    routes: list[RestRoute]
+    authorizers: dict[str, RestAuthorizer]
+    gateway_responses: dict[str, dict[str, Any]]
+    throttle_rate: float | None = None
+    throttle_burst: int | None = None
+
+
+@dataclass
+class WebSocketApiSpec:
+    api_id: str
+    stage: str
+    route_selection: str
+    routes: dict[str, str]  # route key → function name
+    connect_authorizer: str | None  # function name
+    throttle_rate: float | None = None
+    throttle_burst: int | None = None
+
+
+@dataclass
+class Stack:
+    name: str
+    region: str
+    functions: list[FunctionSpec] = field(default_factory=list)
+    rest_api: RestApiSpec | None = None
+    websocket_api: WebSocketApiSpec | None = None
+    state_machines: dict[str, str] = field(default_factory=dict)  # logical id → ARN
+    outputs: dict[str, Any] = field(default_factory=dict)
+    physical: dict[str, str] = field(default_factory=dict)
+    efs_root: Path | None = None
+
+
+def _short_id(*parts: str, length: int = 10) -> str:
+    return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
+
+
+class StackBuilder:
+    """Names every resource as CloudFormation would, then creates it."""
+
+    def __init__(
+        self,
+        translated: Translated,
+        *,
+        stack_name: str,
+        region: str,
+        parameters: dict[str, Any],
+        data_dir: Path,
+        websocket_management_base: str,
+        aws: Any,
+    ) -> None:
+        self.t = translated
+        self.resources: dict[str, dict[str, Any]] = translated.template.get("Resources", {})
+        self.stack = Stack(name=stack_name, region=region)
+        self.data_dir = data_dir
+        self.ws_management_base = websocket_management_base
+        self.aws = aws  # a callable: service name → boto3 client against moto
+        self._check_types()
+        self.params = self._parameters(parameters)
+        self.resolver = Resolver(
+            parameters=self.params,
+            conditions=translated.template.get("Conditions", {}),
+            ref=self._ref,
+            get_att=self._get_att,
+        )
+
+    # --- names --------------------------------------------------------------------------------
+
+    def _check_types(self) -> None:
+        unknown = sorted(
+            f"{logical_id} ({r['Type']})"
+            for logical_id, r in self.resources.items()
+            if r["Type"] not in CREATED_IN_MOTO | SERVED_LOCALLY
+        )
+        if unknown:
+            raise CannotEmulate("the local cloud cannot emulate: " + ", ".join(unknown))
+
+    def _parameters(self, given: dict[str, Any]) -> dict[str, Any]:
+        params: dict[str, Any] = {
+            "AWS::Region": self.stack.region,
+            "AWS::AccountId": ACCOUNT_ID,
+            "AWS::StackName": self.stack.name,
+            "AWS::Partition": "aws",
+            "AWS::URLSuffix": "amazonaws.com",
+            "AWS::StackId": f"arn:aws:cloudformation:{self.stack.region}:{ACCOUNT_ID}:stack/{self.stack.name}/local",
+            "AWS::NotificationARNs": [],
+        }
+        for name, spec in (self.t.template.get("Parameters") or {}).items():
+            if name in given:
+                value = given[name]
+            elif "Default" in spec:
+                value = spec["Default"]
+            else:
+                raise CannotEmulate(f"parameter {name} has no default; give it a value")
+            if str(spec.get("Type", "")).startswith("List<") or spec.get("Type") == "CommaDelimitedList":
+                value = value if isinstance(value, list) else [v for v in str(value).split(",") if v]
+            params[name] = value
+        return params
+
+    def _props(self, logical_id: str) -> dict[str, Any]:
+        return self.resources[logical_id].get("Properties", {})
+
+    def _name(self, logical_id: str, prop: str | None, limit: int = 64, lower: bool = False) -> str:
+        explicit = self._props(logical_id).get(prop) if prop else None
+        if explicit is not None:
+            return self.resolver.resolve(explicit)
+        name = f"{self.stack.name}-{logical_id}"[: limit - 11] + "-" + _short_id(self.stack.name, logical_id).upper()
+        return name.lower() if lower else name
+
+    def _ref(self, logical_id: str) -> Any:
+        if logical_id not in self.resources:
+            raise Unsupported(f"Ref to unknown {logical_id}")
+        kind = self.resources[logical_id]["Type"]
+        arn = self._arn_prefix()
+        if kind == "AWS::DynamoDB::Table":
+            return self._name(logical_id, "TableName", 255)
+        if kind == "AWS::S3::Bucket":
+            return self._name(logical_id, "BucketName", 63, lower=True)
+        if kind == "AWS::Lambda::Function":
+            return self._name(logical_id, "FunctionName")
+        if kind == "AWS::StepFunctions::StateMachine":
+            return f"arn:aws:states:{arn}:stateMachine:{self._name(logical_id, 'StateMachineName', 80)}"
+        if kind == "AWS::IAM::Role":
+            return self._name(logical_id, "RoleName")
+        if kind == "AWS::IAM::ManagedPolicy":
+            return f"arn:aws:iam::{ACCOUNT_ID}:policy/{self._name(logical_id, 'ManagedPolicyName', 128)}"
+        if kind == "AWS::Logs::LogGroup":
+            return self._name(logical_id, "LogGroupName", 512)
+        if kind == "AWS::Lambda::LayerVersion":
+            return f"arn:aws:lambda:{arn}:layer:{self._name(logical_id, 'LayerName')}:1"
+        if kind in ("AWS::ApiGateway::Stage", "AWS::ApiGatewayV2::Stage"):
+            return self.resolver.resolve(self._props(logical_id)["StageName"])
+        prefixes = {
+            "AWS::EFS::FileSystem": "fs-",
+            "AWS::EFS::AccessPoint": "fsap-",
+            "AWS::EFS::MountTarget": "fsmt-",
+            "AWS::EC2::SecurityGroup": "sg-",
+        }
+        return prefixes.get(kind, "") + _short_id(self.stack.name, logical_id)
+
+    def _arn_prefix(self) -> str:
+        return f"{self.stack.region}:{ACCOUNT_ID}"
+
+    def _get_att(self, logical_id: str, attribute: str) -> Any:
+        if logical_id not in self.resources:
+            raise Unsupported(f"GetAtt of unknown {logical_id}")
+        kind = self.resources[logical_id]["Type"]
+        ref = self._ref(logical_id)
+        where = self._arn_prefix()
+        table = {
+            ("AWS::Lambda::Function", "Arn"): f"arn:aws:lambda:{where}:function:{ref}",
+            ("AWS::DynamoDB::Table", "Arn"): f"arn:aws:dynamodb:{where}:table/{ref}",
+            ("AWS::S3::Bucket", "Arn"): f"arn:aws:s3:::{ref}",
+            ("AWS::S3::Bucket", "DomainName"): f"{ref}.s3.amazonaws.com",
+            ("AWS::S3::Bucket", "RegionalDomainName"): f"{ref}.s3.{self.stack.region}.amazonaws.com",
+            ("AWS::IAM::Role", "Arn"): f"arn:aws:iam::{ACCOUNT_ID}:role/{ref}",
+            ("AWS::StepFunctions::StateMachine", "Arn"): ref,
+            ("AWS::StepFunctions::StateMachine", "Name"): str(ref).rsplit(":", 1)[-1],
+            ("AWS::Logs::LogGroup", "Arn"): f"arn:aws:logs:{where}:log-group:{ref}:*",
+            ("AWS::EFS::FileSystem", "Arn"): f"arn:aws:elasticfilesystem:{where}:file-system/{ref}",
+            ("AWS::EFS::AccessPoint", "Arn"): f"arn:aws:elasticfilesystem:{where}:access-point/{ref}",
+            ("AWS::EC2::SecurityGroup", "GroupId"): ref,
+            ("AWS::ApiGateway::RestApi", "RootResourceId"): _short_id(str(ref), "root"),
+            # The local @connections API; on AWS this is wss://{api}.execute-api.{region}.amazonaws.com
+            ("AWS::ApiGatewayV2::Api", "ApiEndpoint"): f"{self.ws_management_base}/{ref}",
+            ("AWS::ApiGatewayV2::Api", "ApiId"): ref,
+        }
+        if (kind, attribute) not in table:
+            raise Unsupported(f"the local cloud does not know {logical_id}.{attribute} ({kind})")
+        return table[(kind, attribute)]
+
+    # --- creation -----------------------------------------------------------------------------
+
+    def build(self) -> Stack:
+        by_type: dict[str, list[str]] = {}
+        for logical_id, resource in self.resources.items():
+            if "Condition" in resource and not self.resolver.condition(resource["Condition"]):
+                continue
+            by_type.setdefault(resource["Type"], []).append(logical_id)
+            self.stack.physical[logical_id] = str(self._ref(logical_id))
+        for kind in (
+            "AWS::IAM::ManagedPolicy",
+            "AWS::IAM::Role",
+            "AWS::Logs::LogGroup",
+            "AWS::DynamoDB::Table",
+            "AWS::S3::Bucket",
+            "AWS::S3::BucketPolicy",
+            "AWS::StepFunctions::StateMachine",
+        ):
+            for logical_id in by_type.get(kind, []):
+                getattr(self, "_create_" + kind.split("::", 1)[1].replace("::", "_").lower())(
+                    logical_id, self.resolver.resolve(self._props(logical_id))
+                )
+        self._efs(by_type)
+        for logical_id in by_type.get("AWS::Lambda::Function", []):
+            self.stack.functions.append(self._function(logical_id))
+        for logical_id in by_type.get("AWS::ApiGateway::RestApi", []):
+            self.stack.rest_api = self._rest_api(logical_id, by_type)
+        for logical_id in by_type.get("AWS::ApiGatewayV2::Api", []):
+            self.stack.websocket_api = self._websocket_api(logical_id, by_type)
+        self.stack.outputs = {
+            name: self.resolver.resolve(spec["Value"])
+            for name, spec in (self.t.template.get("Outputs") or {}).items()
+            if "Condition" not in spec or self.resolver.condition(spec["Condition"])
+        }
+        return self.stack
+
+    def _create_iam_managedpolicy(self, logical_id: str, props: dict[str, Any]) -> None:
+        name = self.stack.physical[logical_id].rsplit("/", 1)[-1]
+        self.aws("iam").create_policy(PolicyName=name, PolicyDocument=json.dumps(props["PolicyDocument"]))
+
+    def _create_iam_role(self, logical_id: str, props: dict[str, Any]) -> None:
+        iam = self.aws("iam")
+        name = self.stack.physical[logical_id]
+        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]))
+        for policy in props.get("Policies", []):
+            # IAM reads a document without Version as 2008-10-17 (SAM writes inline policies so);
+            # moto refuses those, so the local copy states the current version.
+            document = {"Version": "2012-10-17", **policy["PolicyDocument"]}
+            iam.put_role_policy(RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=json.dumps(document))
+        for arn in props.get("ManagedPolicyArns", []):
+            if ":aws:policy/" in arn:
+                continue  # AWS managed policies are not in moto's account; nothing local enforces IAM
+            iam.attach_role_policy(RoleName=name, PolicyArn=arn)
+
+    def _create_logs_loggroup(self, logical_id: str, props: dict[str, Any]) -> None:
+        logs = self.aws("logs")
+        name = self.stack.physical[logical_id]
+        logs.create_log_group(logGroupName=name)
+        if "RetentionInDays" in props:
+            logs.put_retention_policy(logGroupName=name, retentionInDays=int(props["RetentionInDays"]))
+
+    def _create_dynamodb_table(self, logical_id: str, props: dict[str, Any]) -> None:
+        ddb = self.aws("dynamodb")
+        kwargs: dict[str, Any] = {
+            "TableName": self.stack.physical[logical_id],
+            "KeySchema": props["KeySchema"],
+            "AttributeDefinitions": props["AttributeDefinitions"],
+            "BillingMode": props.get("BillingMode", "PROVISIONED"),
+        }
+        if props.get("GlobalSecondaryIndexes"):
+            kwargs["GlobalSecondaryIndexes"] = props["GlobalSecondaryIndexes"]
+        if kwargs["BillingMode"] == "PROVISIONED":
+            kwargs["ProvisionedThroughput"] = props["ProvisionedThroughput"]
+        ddb.create_table(**kwargs)
+        ttl = props.get("TimeToLiveSpecification")
+        if ttl and ttl.get("Enabled"):
+            ddb.update_time_to_live(
+                TableName=kwargs["TableName"],
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]},
+            )
+
+    def _create_s3_bucket(self, logical_id: str, props: dict[str, Any]) -> None:
+        s3 = self.aws("s3")
+        name = self.stack.physical[logical_id]
+        if self.stack.region == "us-east-1":
+            s3.create_bucket(Bucket=name)
+        else:
+            s3.create_bucket(Bucket=name, CreateBucketConfiguration={"LocationConstraint": self.stack.region})
+        if "BucketEncryption" in props:
+            rules = [
+                {
+                    ("ApplyServerSideEncryptionByDefault" if k == "ServerSideEncryptionByDefault" else k): v
+                    for k, v in rule.items()
+                }
+                for rule in props["BucketEncryption"]["ServerSideEncryptionConfiguration"]
+            ]
+            s3.put_bucket_encryption(Bucket=name, ServerSideEncryptionConfiguration={"Rules": rules})
+        if "PublicAccessBlockConfiguration" in props:
+            s3.put_public_access_block(
+                Bucket=name, PublicAccessBlockConfiguration=props["PublicAccessBlockConfiguration"]
+            )
+        if props.get("VersioningConfiguration", {}).get("Status"):
+            s3.put_bucket_versioning(
+                Bucket=name, VersioningConfiguration={"Status": props["VersioningConfiguration"]["Status"]}
+            )
+
+    def _create_s3_bucketpolicy(self, logical_id: str, props: dict[str, Any]) -> None:
+        document = dict(props["PolicyDocument"])
+        # The local AWS endpoint speaks plain HTTP on loopback, and moto evaluates bucket policies:
+        # a TLS-only statement would refuse every local request, so it is the one part not applied.
+        document["Statement"] = [s for s in document.get("Statement", []) if "aws:SecureTransport" not in json.dumps(s)]
+        if document["Statement"]:
+            self.aws("s3").put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(document))
+
+    def _create_stepfunctions_statemachine(self, logical_id: str, props: dict[str, Any]) -> None:
+        definition = props.get("DefinitionString")
+        if definition is None:
+            definition = json.dumps(props["Definition"])
+        for key, value in (props.get("DefinitionSubstitutions") or {}).items():
+            definition = definition.replace("${" + key + "}", str(value))
+        json.loads(definition)  # a bad substitution is a template bug: fail here, not at run time
+        arn = self.stack.physical[logical_id]
+        kwargs: dict[str, Any] = {
+            "name": arn.rsplit(":", 1)[-1],
+            "definition": definition,
+            "roleArn": props["RoleArn"],
+            "type": props.get("StateMachineType", "STANDARD"),
+        }
+        if props.get("LoggingConfiguration"):
+            kwargs["loggingConfiguration"] = {
+                "level": props["LoggingConfiguration"].get("Level", "OFF"),
+                "includeExecutionData": bool(props["LoggingConfiguration"].get("IncludeExecutionData")),
+                "destinations": [
+                    {"cloudWatchLogsLogGroup": {"logGroupArn": d["CloudWatchLogsLogGroup"]["LogGroupArn"]}}
+                    for d in props["LoggingConfiguration"].get("Destinations", [])
+                ],
+            }
+        if props.get("TracingConfiguration"):
+            kwargs["tracingConfiguration"] = {"enabled": bool(props["TracingConfiguration"].get("Enabled"))}
+        created = self.aws("stepfunctions").create_state_machine(**kwargs)
+        self.stack.state_machines[logical_id] = created["stateMachineArn"]
+
+    def _efs(self, by_type: dict[str, list[str]]) -> None:
+        """EFS is a directory: ``<data-dir>/efs/<file system id>``; an access point adds its root."""
+        self._mounts: dict[str, Path] = {}
+        for logical_id in by_type.get("AWS::EFS::AccessPoint", []):
+            props = self.resolver.resolve(self._props(logical_id))
+            root = self.data_dir / "efs" / str(props["FileSystemId"])
+            path = root / str(props.get("RootDirectory", {}).get("Path", "/")).lstrip("/")
+            path.mkdir(parents=True, exist_ok=True)
+            self._mounts[self._get_att(logical_id, "Arn")] = path
+            self.stack.efs_root = path
+
+    def _function(self, logical_id: str) -> FunctionSpec:
+        props = self.resolver.resolve(self._props(logical_id))
+        original = logical_id
+        if original not in self.t.code_dirs:
+            raise CannotEmulate(f"{logical_id}: the local cloud runs functions from a local CodeUri only")
+        # Lambda mounts layers at /opt and EFS at LocalMountPath; a local process cannot, so values
+        # of the environment that point under those mount points are pointed at the directories.
+        mounts: dict[str, Path] = {}
+        for layer_arn in props.get("Layers", []):
+            layer_id = next((lid for lid, phys in self.stack.physical.items() if phys == layer_arn), None)
+            source = next((d for sam_id, d in self.t.layer_dirs.items() if layer_id and layer_id.startswith(sam_id)), None)
+            if source is None:
+                raise CannotEmulate(f"{logical_id}: layer {layer_arn} has no local ContentUri")
+            mounts["/opt"] = source
+        for fs in props.get("FileSystemConfigs", []):
+            if fs["Arn"] not in self._mounts:
+                raise CannotEmulate(f"{logical_id}: file system {fs['Arn']} is not an access point of the stack")
+            mounts[fs["LocalMountPath"]] = self._mounts[fs["Arn"]]
+        environment = {}
+        for key, value in ((props.get("Environment") or {}).get("Variables") or {}).items():
+            value = str(value)
+            for mount_point, directory in mounts.items():
+                if value == mount_point or value.startswith(mount_point + "/"):
+                    value = str(directory) + value[len(mount_point) :]
+            environment[key] = value
+        name = self.stack.physical[logical_id]
+        return FunctionSpec(
+            logical_id=logical_id,
+            name=name,
+            arn=self._get_att(logical_id, "Arn"),
+            handler=props["Handler"],
+            code_dir=self.t.code_dirs[original],
+            timeout=float(props.get("Timeout", 3)),
+            memory=int(props.get("MemorySize", 128)),
+            environment=environment,
+            concurrency=int(props.get("ReservedConcurrentExecutions", 8)),
+        )
+
+    def _function_of(self, uri: str) -> str:
+        match = _FUNCTION_URI.search(uri)
+        if not match:
+            raise CannotEmulate(f"integration {uri} is not a Lambda proxy integration")
+        return match.group(1).rsplit(":", 1)[-1]
+
+    def _rest_api(self, logical_id: str, by_type: dict[str, list[str]]) -> RestApiSpec:
+        props = self.resolver.resolve(self._props(logical_id))
+        body = props.get("Body") or {}
+        authorizers = {}
+        for name, definition in (body.get("securityDefinitions") or {}).items():
+            auth = definition.get("x-amazon-apigateway-authorizer")
+            if not auth:
+                continue
+            if auth.get("type") != "token":
+                raise CannotEmulate(f"{logical_id}: only TOKEN authorizers are emulated, not {auth.get('type')}")
+            authorizers[name] = RestAuthorizer(
+                function=self._function_of(auth["authorizerUri"]),
+                header=definition.get("name", "Authorization"),
+                ttl=int(auth.get("authorizerResultTtlInSeconds", 300)),
+            )
+        routes = []
+        for path, methods in (body.get("paths") or {}).items():
+            for method, operation in methods.items():
+                integration = operation.get("x-amazon-apigateway-integration") or {}
+                if integration.get("type") != "aws_proxy":
+                    raise CannotEmulate(f"{logical_id} {method.upper()} {path}: only Lambda proxy integrations")
+                security = [next(iter(s)) for s in operation.get("security", []) if s]
+                routes.append(
+                    RestRoute(
+                        method=method.upper(),
+                        path=path,
+                        function=self._function_of(integration["uri"]),
+                        authorizer=security[0] if security else None,
+                    )
+                )
+        stage_id = next(
+            (s for s in by_type.get("AWS::ApiGateway::Stage", []) if self._props(s).get("RestApiId") == {"Ref": logical_id}),
+            None,
+        )
+        stage_props = self.resolver.resolve(self._props(stage_id)) if stage_id else {}
+        throttle = next(iter(stage_props.get("MethodSettings", [])), {})
+        return RestApiSpec(
+            api_id=self.stack.physical[logical_id],
+            stage=stage_props.get("StageName", "prod"),
+            routes=routes,
+            authorizers=authorizers,
+            gateway_responses=body.get("x-amazon-apigateway-gateway-responses") or {},
+            throttle_rate=throttle.get("ThrottlingRateLimit"),
+            throttle_burst=throttle.get("ThrottlingBurstLimit"),
+        )
+
+    def _websocket_api(self, logical_id: str, by_type: dict[str, list[str]]) -> WebSocketApiSpec:
+        props = self.resolver.resolve(self._props(logical_id))
+        if props.get("ProtocolType") != "WEBSOCKET":
+            raise CannotEmulate(f"{logical_id}: only WEBSOCKET APIs are emulated")
+
+        def of_api(kind: str) -> list[tuple[str, dict[str, Any]]]:
+            return [
+                (lid, self.resolver.resolve(self._props(lid)))
+                for lid in by_type.get(kind, [])
+                if self._props(lid).get("ApiId") == {"Ref": logical_id}
+            ]
+
+        integrations = {self.stack.physical[lid]: p for lid, p in of_api("AWS::ApiGatewayV2::Integration")}
+        authorizers = {self.stack.physical[lid]: p for lid, p in of_api("AWS::ApiGatewayV2::Authorizer")}
+        routes: dict[str, str] = {}
+        connect_authorizer = None
+        for _, route in of_api("AWS::ApiGatewayV2::Route"):
+            integration = integrations[route["Target"].split("/", 1)[1]]
+            if integration.get("IntegrationType") != "AWS_PROXY":
+                raise CannotEmulate(f"{logical_id} {route['RouteKey']}: only AWS_PROXY integrations")
+            routes[route["RouteKey"]] = self._function_of(integration["IntegrationUri"])
+            if route.get("AuthorizationType") == "CUSTOM":
+                if route["RouteKey"] != "$connect":
+                    raise CannotEmulate("API Gateway authorizes WebSocket connections on $connect only")
+                authorizer = authorizers[route["AuthorizerId"]]
+                if authorizer.get("IdentitySource") != ["route.request.querystring.token"]:
+                    raise CannotEmulate("the local WebSocket API reads the token from ?token= only")
+                connect_authorizer = self._function_of(authorizer["AuthorizerUri"])
+        stage = next((p for _, p in of_api("AWS::ApiGatewayV2::Stage")), {})
+        throttle = stage.get("DefaultRouteSettings") or {}
+        return WebSocketApiSpec(
+            api_id=self.stack.physical[logical_id],
+            stage=stage.get("StageName", "prod"),
+            route_selection=props.get("RouteSelectionExpression", "$request.body.action"),
+            routes=routes,
+            connect_authorizer=connect_authorizer,
+            throttle_rate=throttle.get("ThrottlingRateLimit"),
+            throttle_burst=throttle.get("ThrottlingBurstLimit"),
+        )

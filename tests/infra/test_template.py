@@ -1,0 +1,482 @@
+"""Checks of infra/template.yaml and statemachines/*.asl.json that need no AWS account.
+
+- the template is cfn-lint clean;
+- it translates with aws-sam-translator (offline) into resource types and intrinsics that the
+  local cloud can emulate;
+- every state machine definition is a well-formed graph whose placeholders match the template's
+  DefinitionSubstitutions, every task retries, every task but notify catches, and cfn-lint's
+  state machine checks pass on it;
+- IAM is least privilege: no wildcard actions, Resource "*" only where AWS offers nothing narrower;
+- every function's Handler names a file under handlers/.
+"""
+
+from __future__ import annotations
+
+import ast
+import copy
+import functools
+import json
+import os
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+INFRA = REPO / "infra"
+TEMPLATE = INFRA / "template.yaml"
+HANDLERS = REPO / "handlers"
+STATEMACHINES = sorted((REPO / "statemachines").glob("*.asl.json"))
+
+# What the local cloud (longrun/local) can create after the SAM transform.
+ALLOWED_TYPES = {
+    "AWS::Lambda::Function",
+    "AWS::Lambda::Permission",
+    "AWS::Lambda::LayerVersion",
+    "AWS::IAM::Role",
+    "AWS::IAM::ManagedPolicy",
+    "AWS::DynamoDB::Table",
+    "AWS::S3::Bucket",
+    "AWS::S3::BucketPolicy",
+    "AWS::StepFunctions::StateMachine",
+    "AWS::Logs::LogGroup",
+    "AWS::EFS::FileSystem",
+    "AWS::EFS::MountTarget",
+    "AWS::EFS::AccessPoint",
+    "AWS::EC2::SecurityGroup",
+    "AWS::EC2::SecurityGroupIngress",
+    "AWS::ApiGateway::RestApi",
+    "AWS::ApiGateway::Deployment",
+    "AWS::ApiGateway::Stage",
+    "AWS::ApiGatewayV2::Api",
+    "AWS::ApiGatewayV2::Route",
+    "AWS::ApiGatewayV2::Integration",
+    "AWS::ApiGatewayV2::Authorizer",
+    "AWS::ApiGatewayV2::Deployment",
+    "AWS::ApiGatewayV2::Stage",
+}
+# The intrinsics the local cloud resolves (Conditions may use Equals/Not/And/Or).
+ALLOWED_INTRINSICS = {"Ref", "Fn::GetAtt", "Fn::Sub", "Fn::Join", "Fn::Select", "Fn::If", "Fn::Split"}
+ALLOWED_CONDITION_FUNCTIONS = {"Fn::Equals", "Fn::Not", "Fn::And", "Fn::Or", "Condition", "Ref"}
+
+# Actions that may have Resource "*", each with the reason. Nothing else may.
+RESOURCE_STAR_ALLOWED = {
+    # CloudWatch Logs vended-log delivery (Step Functions logging): no resource-level permissions.
+    "logs:CreateLogDelivery": "vended log delivery has no resource-level permissions",
+    "logs:GetLogDelivery": "vended log delivery has no resource-level permissions",
+    "logs:UpdateLogDelivery": "vended log delivery has no resource-level permissions",
+    "logs:DeleteLogDelivery": "vended log delivery has no resource-level permissions",
+    "logs:ListLogDeliveries": "vended log delivery has no resource-level permissions",
+    "logs:PutResourcePolicy": "account-level log resource policy that vended delivery writes",
+    "logs:DescribeResourcePolicies": "account-level, no resource-level permissions",
+    "logs:DescribeLogGroups": "List/Describe over all groups, no resource-level permissions",
+    # X-Ray (Tracing): no resource-level permissions.
+    "xray:PutTraceSegments": "X-Ray has no resource-level permissions",
+    "xray:PutTelemetryRecords": "X-Ray has no resource-level permissions",
+    "xray:GetSamplingRules": "X-Ray has no resource-level permissions",
+    "xray:GetSamplingTargets": "X-Ray has no resource-level permissions",
+    "xray:GetSamplingStatisticSummaries": "X-Ray has no resource-level permissions",
+}
+# AWS managed policies that SAM attaches by itself, with the reason.
+AWS_MANAGED_POLICIES_ALLOWED = {
+    "AWSLambdaBasicExecutionRole": "every function: write its own logs",
+    "AWSXrayWriteOnlyAccess": "Tracing: Active / Tracing.Enabled (X-Ray has no resource-level permissions)",
+    "AWSLambdaVPCAccessExecutionRole": "functions in the VPC (EFS): manage their ENIs",
+}
+
+NOTIFY_RESOURCE = "${NotifyFunctionArn}"
+PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_]+)\}")
+
+
+# ------------------------------------------------------------------------------------ helpers
+def _cfn_lint(path: Path) -> subprocess.CompletedProcess[str]:
+    exe = Path(sys.executable).parent / "cfn-lint"
+    cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "cfnlint"]
+    return subprocess.run([*cmd, "--", str(path)], capture_output=True, text=True, cwd=REPO, timeout=240)
+
+
+def _plain(value: Any) -> Any:
+    """cfn-lint's decoder returns dict/str subclasses carrying line marks; make plain JSON data."""
+    return json.loads(json.dumps(value))
+
+
+@functools.cache
+def _sam_template() -> dict[str, Any]:
+    from cfnlint.decode import decode
+
+    template, matches = decode(str(TEMPLATE))
+    assert not matches, [str(m) for m in matches]
+    return _plain(template)
+
+
+def sam_template() -> dict[str, Any]:
+    return copy.deepcopy(_sam_template())
+
+
+class _NoIamPolicyLoader:
+    """Managed policy loader that never calls IAM (policies are given as ARNs or Refs here)."""
+
+    def load(self) -> dict[str, str]:
+        return {}
+
+
+@functools.cache
+def _translated() -> dict[str, Any]:
+    """The template after the SAM transform, offline (as cfn-lint's SAM transform used to do it):
+    local CodeUri/ContentUri/DefinitionUri become S3 placeholders before translating."""
+    from samtranslator.translator.transform import transform
+
+    template = sam_template()
+    function_globals = template.get("Globals", {}).get("Function", {})
+    if isinstance(function_globals.get("CodeUri"), str):
+        function_globals["CodeUri"] = "s3://placeholder-bucket/globals"
+    for name, resource in template["Resources"].items():
+        props = resource.get("Properties", {})
+        for key in ("CodeUri", "ContentUri", "DefinitionUri"):
+            if isinstance(props.get(key), str) and not props[key].startswith("s3://"):
+                props[key] = f"s3://placeholder-bucket/{name}"
+
+    saved = os.environ.get("AWS_DEFAULT_REGION")
+    os.environ["AWS_DEFAULT_REGION"] = saved or "us-east-1"  # the translator wants a region
+    try:
+        return _plain(transform(template, {}, _NoIamPolicyLoader()))
+    finally:
+        if saved is None:
+            os.environ.pop("AWS_DEFAULT_REGION", None)
+
+
+def translated() -> dict[str, Any]:
+    return copy.deepcopy(_translated())
+
+
+def _walk(value: Any) -> Iterator[dict[str, Any]]:
+    if isinstance(value, dict):
+        yield value
+        for item in value.values():
+            yield from _walk(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _walk(item)
+
+
+def _as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [value]
+
+
+def _state_machines() -> dict[str, dict[str, Any]]:
+    return {
+        name: resource
+        for name, resource in sam_template()["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::StateMachine"
+    }
+
+
+def _substitutions_for(asl_path: Path) -> dict[str, Any]:
+    owners = [
+        resource["Properties"]
+        for resource in _state_machines().values()
+        if isinstance(resource["Properties"].get("DefinitionUri"), str)
+        and (INFRA / resource["Properties"]["DefinitionUri"]).resolve() == asl_path.resolve()
+    ]
+    assert len(owners) == 1, f"{asl_path.name} must be the DefinitionUri of exactly one state machine"
+    return owners[0].get("DefinitionSubstitutions", {})
+
+
+# ------------------------------------------------------------------------------------ ASL checks
+def asl_problems(definition: dict[str, Any], where: str = "") -> list[str]:
+    """Graph and task-policy problems of one ASL definition (recursing into Parallel and Map)."""
+    problems: list[str] = []
+    states = definition.get("States")
+    start = definition.get("StartAt")
+    if not isinstance(states, dict) or not states:
+        return [f"{where}: no States"]
+    if start not in states:
+        problems.append(f"{where}: StartAt {start!r} is not a state")
+
+    edges: dict[str, list[str]] = {}
+    for name, state in states.items():
+        at = f"{where}/{name}"
+        kind = state.get("Type")
+        targets = [state["Next"]] if "Next" in state else []
+        if kind == "Choice":
+            choices = state.get("Choices") or []
+            if not choices:
+                problems.append(f"{at}: Choice without Choices")
+            targets += [choice.get("Next") for choice in choices]
+            if "Default" in state:
+                targets.append(state["Default"])
+        targets += [catcher.get("Next") for catcher in state.get("Catch", [])]
+        edges[name] = targets
+        for target in targets:
+            if target not in states:
+                problems.append(f"{at}: transition to missing state {target!r}")
+
+        if kind in {"Task", "Pass", "Wait", "Parallel", "Map"}:
+            if ("Next" in state) == bool(state.get("End")):
+                problems.append(f"{at}: needs exactly one of Next or End: true")
+        elif kind in {"Succeed", "Fail"}:
+            if "Next" in state or "End" in state:
+                problems.append(f"{at}: a {kind} state has no Next/End")
+        elif kind != "Choice":
+            problems.append(f"{at}: unknown Type {kind!r}")
+
+        if kind == "Task":
+            if not state.get("Retry"):
+                problems.append(f"{at}: Task without Retry")
+            if not state.get("Catch") and state.get("Resource") != NOTIFY_RESOURCE:
+                problems.append(f"{at}: Task without Catch (only {NOTIFY_RESOURCE} tasks may have none)")
+        if kind == "Parallel":
+            for i, branch in enumerate(state.get("Branches", [])):
+                problems += asl_problems(branch, f"{at}/Branches[{i}]")
+        if kind == "Map":
+            inner = state.get("ItemProcessor") or state.get("Iterator")
+            if inner is None:
+                problems.append(f"{at}: Map without ItemProcessor")
+            else:
+                problems += asl_problems(inner, f"{at}/ItemProcessor")
+
+    reachable: set[str] = set()
+    todo = [start] if start in states else []
+    while todo:
+        name = todo.pop()
+        if name in reachable or name not in states:
+            continue
+        reachable.add(name)
+        todo += edges.get(name, [])
+    for name in sorted(set(states) - reachable):
+        problems.append(f"{where}/{name}: unreachable from StartAt")
+    return problems
+
+
+def _with_dummy_arns(text: str) -> dict[str, Any]:
+    return json.loads(PLACEHOLDER.sub(r"arn:aws:lambda:us-east-1:123456789012:function:\1", text))
+
+
+def _lint_asl(definition: dict[str, Any], tmp_path: Path) -> subprocess.CompletedProcess[str]:
+    """cfn-lint's state machine checks (E3601 and friends) on a plain CloudFormation template."""
+    template = {
+        "AWSTemplateFormatVersion": "2010-09-09",
+        "Resources": {
+            "Machine": {
+                "Type": "AWS::StepFunctions::StateMachine",
+                "Properties": {
+                    "RoleArn": "arn:aws:iam::123456789012:role/machine",
+                    "Definition": definition,
+                },
+            }
+        },
+    }
+    path = tmp_path / "machine.json"
+    path.write_text(json.dumps(template, indent=1))
+    return _cfn_lint(path)
+
+
+# ------------------------------------------------------------------------------------ 1. lint
+def test_template_is_cfn_lint_clean() -> None:
+    result = _cfn_lint(TEMPLATE)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "", result.stdout
+
+
+# ------------------------------------------------------------------------------------ 2. translate
+def test_translates_to_allowed_resource_types() -> None:
+    resources = translated()["Resources"]
+    types = {name: resource["Type"] for name, resource in resources.items()}
+    refused = {name: kind for name, kind in types.items() if kind not in ALLOWED_TYPES}
+    assert not refused, f"resource types the local cloud cannot emulate: {refused}"
+    # The things the rest of the project relies on are there.
+    for kind in (
+        "AWS::Lambda::Function",
+        "AWS::StepFunctions::StateMachine",
+        "AWS::ApiGateway::RestApi",
+        "AWS::ApiGatewayV2::Api",
+        "AWS::DynamoDB::Table",
+    ):
+        assert kind in types.values(), kind
+
+
+def test_translated_template_uses_only_supported_intrinsics() -> None:
+    template = translated()
+    assert "Mappings" not in template
+    assert "Transform" not in template
+    for section in ("Resources", "Outputs"):
+        for node in _walk(template.get(section, {})):
+            functions = {key for key in node if key == "Ref" or key.startswith("Fn::")}
+            unsupported = functions - ALLOWED_INTRINSICS
+            assert not unsupported, f"{section}: {unsupported} in {json.dumps(node)[:200]}"
+    for name, condition in template.get("Conditions", {}).items():
+        for node in _walk(condition):
+            functions = {key for key in node if key in {"Ref", "Condition"} or key.startswith("Fn::")}
+            assert functions <= ALLOWED_CONDITION_FUNCTIONS, f"condition {name}: {functions}"
+
+
+def test_translated_template_is_cfn_lint_clean(tmp_path: Path) -> None:
+    """The plain CloudFormation SAM produces is clean too (circular dependencies show up here)."""
+    path = tmp_path / "translated.json"
+    path.write_text(json.dumps(translated(), indent=1))
+    result = _cfn_lint(path)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ------------------------------------------------------------------------------------ 3. state machines
+def test_there_are_state_machines() -> None:
+    assert STATEMACHINES, "no statemachines/*.asl.json"
+    for name, resource in _state_machines().items():
+        uri = resource["Properties"].get("DefinitionUri")
+        assert isinstance(uri, str) and (INFRA / uri).is_file(), f"{name}: DefinitionUri {uri!r}"
+
+
+@pytest.mark.parametrize("asl_path", STATEMACHINES, ids=[p.name for p in STATEMACHINES])
+def test_state_machine_graph(asl_path: Path) -> None:
+    definition = json.loads(asl_path.read_text())
+    assert asl_problems(definition, asl_path.name) == []
+
+
+@pytest.mark.parametrize("asl_path", STATEMACHINES, ids=[p.name for p in STATEMACHINES])
+def test_state_machine_substitutions_match(asl_path: Path) -> None:
+    placeholders = set(PLACEHOLDER.findall(asl_path.read_text()))
+    substitutions = set(_substitutions_for(asl_path))
+    assert placeholders - substitutions == set(), "placeholders without a DefinitionSubstitution"
+    assert substitutions - placeholders == set(), "DefinitionSubstitutions the file does not use"
+
+
+@pytest.mark.parametrize("asl_path", STATEMACHINES, ids=[p.name for p in STATEMACHINES])
+def test_state_machine_passes_cfn_lint(asl_path: Path, tmp_path: Path) -> None:
+    result = _lint_asl(_with_dummy_arns(asl_path.read_text()), tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "", result.stdout
+
+
+@pytest.mark.skipif(not STATEMACHINES, reason="no state machine to break")
+def test_state_machine_checks_can_fail(tmp_path: Path) -> None:
+    """The checks above are not vacuous: broken copies of a definition are caught."""
+    text = STATEMACHINES[0].read_text()
+    good = json.loads(text)
+    first = good["StartAt"]
+
+    dangling = copy.deepcopy(good)
+    dangling["States"][first]["Next"] = "NoSuchState"
+    dangling["States"][first].pop("End", None)
+    assert any("missing state" in p for p in asl_problems(dangling))
+
+    orphan = copy.deepcopy(good)
+    orphan["States"]["Orphan"] = {"Type": "Pass", "End": True}
+    assert any("unreachable" in p for p in asl_problems(orphan))
+
+    uncaught = copy.deepcopy(good)
+    uncaught["States"][first].pop("Catch", None)
+    uncaught["States"][first]["Resource"] = "${SomethingElseArn}"
+    assert any("without Catch" in p for p in asl_problems(uncaught))
+
+    bad_schema = _with_dummy_arns(text)
+    task = next(s for s in bad_schema["States"].values() if s["Type"] == "Task")
+    task["Retry"][0]["MaxAttempts"] = "three"
+    assert _lint_asl(bad_schema, tmp_path).returncode != 0
+
+
+# ------------------------------------------------------------------------------------ 4. IAM
+def _policy_documents(resources: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    for name, resource in resources.items():
+        props = resource.get("Properties", {})
+        if resource["Type"] == "AWS::IAM::Role":
+            for policy in props.get("Policies", []):
+                yield f"{name}/{policy.get('PolicyName')}", policy["PolicyDocument"]
+        elif resource["Type"] == "AWS::IAM::ManagedPolicy":
+            yield name, props["PolicyDocument"]
+
+
+def test_no_wildcard_actions_and_star_resources_only_where_unavoidable() -> None:
+    documents = list(_policy_documents(translated()["Resources"]))
+    assert documents
+    for where, document in documents:
+        for statement in _as_list(document["Statement"]):
+            sid = f"{where}/{statement.get('Sid', '?')}"
+            assert "NotAction" not in statement and "NotResource" not in statement, sid
+            if statement.get("Effect") != "Allow":
+                continue
+            actions = _as_list(statement["Action"])
+            for action in actions:
+                assert isinstance(action, str) and "*" not in action, f"{sid}: wildcard action {action!r}"
+            if "*" in _as_list(statement["Resource"]):
+                not_allowed = [a for a in actions if a not in RESOURCE_STAR_ALLOWED]
+                assert not not_allowed, f"{sid}: Resource '*' for {not_allowed}"
+
+
+def test_roles_attach_only_known_managed_policies() -> None:
+    resources = translated()["Resources"]
+    own_policies = {n for n, r in resources.items() if r["Type"] == "AWS::IAM::ManagedPolicy"}
+    for name, resource in resources.items():
+        if resource["Type"] != "AWS::IAM::Role":
+            continue
+        for arn in resource["Properties"].get("ManagedPolicyArns", []):
+            if isinstance(arn, dict):
+                assert arn.get("Ref") in own_policies, f"{name}: {arn}"
+            else:
+                assert arn.rsplit("/", 1)[-1] in AWS_MANAGED_POLICIES_ALLOWED, f"{name}: {arn}"
+
+
+def test_resource_policies_grant_nothing_to_everyone() -> None:
+    for name, resource in translated()["Resources"].items():
+        if resource["Type"] != "AWS::S3::BucketPolicy":
+            continue
+        for statement in _as_list(resource["Properties"]["PolicyDocument"]["Statement"]):
+            if statement.get("Principal") in ("*", {"AWS": "*"}):
+                assert statement["Effect"] == "Deny", f"{name}: {statement}"
+
+
+# ------------------------------------------------------------------------------------ wiring
+def test_every_function_has_a_log_group_with_retention() -> None:
+    resources = sam_template()["Resources"]
+    functions = {n for n, r in resources.items() if r["Type"] == "AWS::Serverless::Function"}
+    named = {
+        r["Properties"]["LogGroupName"].get("Fn::Sub"): r["Properties"].get("RetentionInDays")
+        for r in resources.values()
+        if r["Type"] == "AWS::Logs::LogGroup" and isinstance(r["Properties"].get("LogGroupName"), dict)
+    }
+    for function in functions:
+        assert named.get(f"/aws/lambda/${{{function}}}") == {"Ref": "LogRetentionDays"}, function
+
+
+def test_state_machine_arn_only_in_api_function() -> None:
+    template = sam_template()
+    global_env = template["Globals"]["Function"]["Environment"]["Variables"]
+    assert "CREATE_PROJECT_STATE_MACHINE_ARN" not in global_env
+    api_env = template["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
+    assert api_env["CREATE_PROJECT_STATE_MACHINE_ARN"] == {"Ref": "CreateProjectStateMachine"}
+
+
+# ------------------------------------------------------------------------------------ 5. handlers
+def _handlers() -> list[tuple[str, str]]:
+    return sorted(
+        (name, resource["Properties"]["Handler"])
+        for name, resource in _sam_template()["Resources"].items()
+        if resource["Type"] == "AWS::Serverless::Function"
+    )
+
+
+def _defines(module: Path, attribute: str) -> bool:
+    tree = ast.parse(module.read_text(), filename=str(module))
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == attribute:
+            return True
+        if isinstance(node, ast.Assign | ast.AnnAssign):
+            targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+            if any(isinstance(t, ast.Name) and t.id == attribute for t in targets):
+                return True
+        if isinstance(node, ast.ImportFrom | ast.Import) and any(
+            (alias.asname or alias.name) == attribute for alias in node.names
+        ):
+            return True
+    return False
+
+
+@pytest.mark.parametrize(("function", "handler"), _handlers(), ids=[f for f, _ in _handlers()])
+def test_handler_resolves_to_a_file(function: str, handler: str) -> None:
+    module, _, attribute = handler.rpartition(".")
+    path = HANDLERS.joinpath(*module.split(".")).with_suffix(".py")
+    assert path.is_file(), f"{function}: {handler} -> {path.relative_to(REPO)} does not exist"
+    assert _defines(path, attribute), f"{function}: {path.relative_to(REPO)} defines no {attribute!r}"
