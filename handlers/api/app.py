@@ -153,25 +153,42 @@ def start_job() -> Response:
     body = _body()
     job_type, project_id, params = _validate(body, user_id)
     params = _with_defaults(job_type, params)
-    if job_type == "create-project" and projects.name_reservation(user_id, params["name"]):
-        raise Conflict(f"you already have a project named {params['name']!r}")
     machine = state_machine_arn(job_type)
     if machine is None:
         raise ValidationError("this deployment does not run that job type", [{"path": "type", "message": "not deployed"}])
 
     job_id = uuid.uuid4().hex
+    # The key is claimed first: a repeat of a request that already made its job gets that job,
+    # even though the job has since taken the project name the repeat asks for.
     key = _header("Idempotency-Key")
     claimed = idempotency.claim(user_id, key, body, job_id) if key is not None else None
     if claimed and claimed.job_id:
         existing = jobs.get(claimed.job_id, consistent=True)
         return _json(202, _accepted(existing), {"Location": f"/jobs/{existing['jobId']}"})
+    try:
+        job = _start(job_id, user_id, job_type, project_id, params, machine)
+    except Exception:
+        if claimed:
+            idempotency.release(claimed)
+        raise
+    if claimed:
+        idempotency.complete(claimed)
+    metrics.add_metric(name="JobsStarted", unit=MetricUnit.Count, value=1)
+    logger.info("job started", extra={"jobId": job_id, "executionArn": job["executionArn"], "type": job_type})
+    return _json(202, _accepted(job), {"Location": f"/jobs/{job_id}"})
 
+
+def _start(
+    job_id: str, user_id: str, job_type: str, project_id: str | None, params: dict[str, Any], machine: str
+) -> dict[str, Any]:
+    """Write the job, then start its execution; a job whose start fails is closed ``FAILED``."""
     if job_type == "create-project":
+        if projects.name_reservation(user_id, params["name"]):
+            raise Conflict(f"you already have a project named {params['name']!r}")
         project_id = "prj-" + uuid.uuid4().hex[:16]
     name = _execution_name(job_type, params.get("name", project_id or ""), job_id)
-    execution_arn = machine.replace(":stateMachine:", ":execution:") + f":{name}"
     created = now_iso()
-    job = {
+    job: dict[str, Any] = {
         "jobId": job_id,
         "userId": user_id,
         "type": job_type,
@@ -179,14 +196,14 @@ def start_job() -> Response:
         "params": params,
         "createdAt": created,
         "updatedAt": created,
-        "executionArn": execution_arn,
+        "executionArn": machine.replace(":stateMachine:", ":execution:") + f":{name}",
         "seq": 0,
         "steps": {},
     }
     if project_id:
         job["projectId"] = project_id
+    jobs.put_new(job)
     try:
-        jobs.put_new(job)
         aws.client("stepfunctions").start_execution(
             stateMachineArn=machine,
             name=name,
@@ -195,16 +212,9 @@ def start_job() -> Response:
             ),
         )
     except Exception:
-        if claimed:
-            idempotency.release(claimed)
-        if jobs.get(job_id, consistent=True):
-            publisher.finish(job, "FAILED", error={"code": "StartFailed", "message": "the job could not be started"})
+        publisher.finish(job, "FAILED", error={"code": "StartFailed", "message": "the job could not be started"})
         raise
-    if claimed:
-        idempotency.complete(claimed)
-    metrics.add_metric(name="JobsStarted", unit=MetricUnit.Count, value=1)
-    logger.info("job started", extra={"jobId": job_id, "executionArn": execution_arn, "type": job_type})
-    return _json(202, _accepted(job), {"Location": f"/jobs/{job_id}"})
+    return job
 
 
 @app.get("/jobs")

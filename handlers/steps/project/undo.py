@@ -8,6 +8,7 @@ made, so the state machine can retry this step freely.
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -17,6 +18,7 @@ from botocore.exceptions import ClientError
 from core import aws, projects
 from core.config import settings
 from core.steps import job_step
+from steps.project import git
 from steps.project.workspace import s3_prefix, staging_dir, workspace_dir
 
 logger = Logger()
@@ -58,6 +60,18 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     deleted = _delete_prefix(s3_prefix(project_id))
     shutil.rmtree(staging_dir(project_id, event["jobId"]), ignore_errors=True)
     workspace = workspace_dir(project_id)
-    # The project id is fresh for this job, so its workspace can only be this job's.
-    shutil.rmtree(workspace, ignore_errors=True)
-    return {"nameReleased": released, "objectsDeleted": deleted, "workspaceRemoved": not workspace.exists()}
+    removed = False
+    if _made_by(workspace, event["jobId"]):
+        shutil.rmtree(workspace, ignore_errors=True)
+        removed = True
+    return {"nameReleased": released, "objectsDeleted": deleted, "workspaceRemoved": removed}
+
+
+def _made_by(workspace: Path, job_id: str) -> bool:
+    """Only a repository whose first commit carries this job's marker is this job's to remove."""
+    if not (workspace / ".git").is_dir():
+        return False
+    try:
+        return f"longrun-job-{job_id}" in git.run(["log", "--format=%B", "--max-parents=0", "HEAD"], workspace)
+    except git.GitFailed:
+        return False

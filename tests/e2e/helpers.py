@@ -1,0 +1,61 @@
+"""Small helpers for the end-to-end tests: raw HTTP and WebSocket calls as any client makes them."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from websockets.sync.client import ClientConnection, connect
+
+from longrun.tokens import make_token
+
+
+def unique_name(prefix: str = "p") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:10]}"
+
+
+def http(cloud: Any, method: str, path: str, user: str | None = "alice", token: str | None = None,
+         **kwargs: Any) -> httpx.Response:
+    headers = dict(kwargs.pop("headers", {}) or {})
+    if token is None and user is not None:
+        token = make_token(user)
+    if token is not None:
+        headers["Authorization"] = f"Bearer {token}"
+    return httpx.request(method, cloud.api + path, headers=headers, timeout=30, **kwargs)
+
+
+def ws_connect(cloud: Any, user: str = "alice", token: str | None = None) -> ClientConnection:
+    token = token if token is not None else make_token(user)
+    return connect(f"{cloud.ws}?token={quote(token)}", open_timeout=10)
+
+
+def recv_json(ws: ClientConnection, timeout: float = 10) -> dict[str, Any]:
+    return json.loads(ws.recv(timeout=timeout))
+
+
+def recv_until(ws: ClientConnection, predicate: Any, timeout: float = 30) -> list[dict[str, Any]]:
+    """Every message up to and including the first that matches ``predicate``."""
+    deadline = time.monotonic() + timeout
+    seen: list[dict[str, Any]] = []
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError(f"no matching message; got {seen}")
+        message = recv_json(ws, remaining)
+        seen.append(message)
+        if predicate(message):
+            return seen
+
+
+def wait_for_status(cloud: Any, job_id: str, user: str = "alice", timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        job = http(cloud, "GET", f"/jobs/{job_id}", user).json()
+        if job["status"] != "RUNNING":
+            return job
+        time.sleep(0.1)
+    raise TimeoutError(f"job {job_id} still RUNNING")
