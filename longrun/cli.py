@@ -52,15 +52,15 @@ def cmd_local_up(args: argparse.Namespace) -> int:
     secret_note = "LONGRUN_LOCAL_SECRET" if os.environ.get("LONGRUN_LOCAL_SECRET") else "the default development secret"
     print(
         f"""
-  REST API   {endpoints['api']}
-  WebSocket  {endpoints['ws']}?token=<token>
-  AWS        {endpoints['aws']}   (moto: DynamoDB, S3, Step Functions, SSM, IAM, Logs)
+  REST API   {endpoints["api"]}
+  WebSocket  {endpoints["ws"]}?token=<token>
+  AWS        {endpoints["aws"]}   (moto: DynamoDB, S3, Step Functions, SSM, IAM, Logs)
   EFS        {cloud.stack.efs_root}
-  Logs       {cloud.data_dir / 'logs'}
+  Logs       {cloud.data_dir / "logs"}
   Tokens     longrun token --user alice   (signed with {secret_note})
 
   For `aws` and `longrun ops`:
-    export AWS_ENDPOINT_URL={endpoints['aws']} AWS_REGION={options.region} \\
+    export AWS_ENDPOINT_URL={endpoints["aws"]} AWS_REGION={options.region} \\
            AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
 
   Ready. Ctrl-C stops every part.""",
@@ -182,10 +182,17 @@ def parser() -> argparse.ArgumentParser:
     token.set_defaults(func=cmd_token)
 
     jobs = sub.add_parser("jobs", help="start, read, watch and cancel jobs")
-    jobs.add_argument("--user", default=os.environ.get("LONGRUN_USER", "demo"),
-                      help="local cloud user when LONGRUN_TOKEN is not set (default demo)")
-    jobs.add_argument("--endpoints-file", type=Path, default=None,
-                      help=f"the local cloud's endpoints (default {DEFAULT_ENDPOINTS_FILE})")
+    jobs.add_argument(
+        "--user",
+        default=os.environ.get("LONGRUN_USER", "demo"),
+        help="local cloud user when LONGRUN_TOKEN is not set (default demo)",
+    )
+    jobs.add_argument(
+        "--endpoints-file",
+        type=Path,
+        default=None,
+        help=f"the local cloud's endpoints (default {DEFAULT_ENDPOINTS_FILE})",
+    )
     jsub = jobs.add_subparsers(dest="jobs_command", required=True)
     start = jsub.add_parser("start", help="start a job")
     start.add_argument("type")

@@ -40,7 +40,8 @@ class Endpoints:
         path = endpoints_file or Path(os.environ.get("LONGRUN_ENDPOINTS_FILE", DEFAULT_ENDPOINTS_FILE))
         if not path.exists():
             raise SystemExit(
-                f"no longrun endpoints: set LONGRUN_API_URL and LONGRUN_WS_URL, or start `longrun local up` ({path} is missing)"
+                "no longrun endpoints: set LONGRUN_API_URL and LONGRUN_WS_URL, "
+                f"or start `longrun local up --endpoints-file {path}`"
             )
         data = json.loads(path.read_text())
         return cls(data["api"].rstrip("/"), data["ws"])
@@ -50,9 +51,7 @@ class Client:
     def __init__(self, endpoints: Endpoints, token: str, timeout: float = 30) -> None:
         self.endpoints = endpoints
         self.token = token
-        self.http = httpx.Client(
-            base_url=endpoints.api, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
-        )
+        self.http = httpx.Client(base_url=endpoints.api, headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
         response = self.http.request(method, path, **kwargs)
@@ -61,8 +60,9 @@ class Client:
             raise ApiError(response.status_code, body)
         return body
 
-    def start_job(self, job_type: str, params: dict[str, Any], project_id: str | None = None,
-                  idempotency_key: str | None = None) -> dict[str, Any]:
+    def start_job(
+        self, job_type: str, params: dict[str, Any], project_id: str | None = None, idempotency_key: str | None = None
+    ) -> dict[str, Any]:
         body: dict[str, Any] = {"type": job_type, "params": params}
         if project_id:
             body["projectId"] = project_id
@@ -116,7 +116,7 @@ class Client:
                         raise ApiError(404 if message["error"]["code"] == "NotFound" else 400, message)
                     if message.get("jobId") == job_id and message.get("seq", 0) > seen:
                         pending[message["seq"]] = message
-                if pending and min(pending) > seen + 1 or message is None:
+                if (pending and min(pending) > seen + 1) or message is None:
                     for event in self.events(job_id, after=seen):
                         pending.setdefault(event["seq"], event)
                 while seen + 1 in pending:

@@ -48,8 +48,11 @@ def main() -> int:
         print(f"2. POST /jobs  create-project name={name}", flush=True)
         started = time.monotonic()
         job = client.start_job("create-project", {"name": name})
-        print(f"   202 in {(time.monotonic() - started) * 1000:.0f} ms: job {job['jobId']}, "
-              f"execution {job['executionArn'].rsplit(':', 1)[-1]}", flush=True)
+        print(
+            f"   202 in {(time.monotonic() - started) * 1000:.0f} ms: job {job['jobId']}, "
+            f"execution {job['executionArn'].rsplit(':', 1)[-1]}",
+            flush=True,
+        )
         print("3. progress over the WebSocket:", flush=True)
         finished = None
         for event in client.watch(job["jobId"], timeout=120):
@@ -61,8 +64,11 @@ def main() -> int:
         if not finished or finished["status"] != "SUCCEEDED":
             return 1
         project = client.project(finished["result"]["projectId"])
-        print(f"5. GET /projects/{project['projectId']}: {project['name']} on branch {project['defaultBranch']}, "
-              f"workspace {project['workspace']}", flush=True)
+        print(
+            f"5. GET /projects/{project['projectId']}: {project['name']} on branch {project['defaultBranch']}, "
+            f"workspace {project['workspace']}",
+            flush=True,
+        )
         return 0
     finally:
         print("6. stopping the local cloud", flush=True)

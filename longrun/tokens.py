@@ -15,4 +15,6 @@ from longrun.local.cloud import local_secret
 
 def make_token(user: str, ttl: int = 3600, secret: str | None = None) -> str:
     now = int(time.time())
-    return jwt.encode({"sub": user, "iat": now, "nbf": now, "exp": now + ttl}, secret or local_secret(), algorithm="HS256")
+    return jwt.encode(
+        {"sub": user, "iat": now, "nbf": now, "exp": now + ttl}, secret or local_secret(), algorithm="HS256"
+    )

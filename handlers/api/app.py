@@ -63,9 +63,13 @@ def _body() -> dict[str, Any]:
     try:
         body = json.loads(raw)
     except ValueError as e:
-        raise ValidationError(f"the request body is not valid JSON: {e}", [{"path": "(body)", "message": str(e)}]) from None
+        raise ValidationError(
+            f"the request body is not valid JSON: {e}", [{"path": "(body)", "message": str(e)}]
+        ) from None
     if not isinstance(body, dict):
-        raise ValidationError("the request body must be a JSON object", [{"path": "(body)", "message": "not an object"}])
+        raise ValidationError(
+            "the request body must be a JSON object", [{"path": "(body)", "message": "not an object"}]
+        )
     return body
 
 
@@ -155,7 +159,9 @@ def start_job() -> Response:
     params = _with_defaults(job_type, params)
     machine = state_machine_arn(job_type)
     if machine is None:
-        raise ValidationError("this deployment does not run that job type", [{"path": "type", "message": "not deployed"}])
+        raise ValidationError(
+            "this deployment does not run that job type", [{"path": "type", "message": "not deployed"}]
+        )
 
     job_id = uuid.uuid4().hex
     # The key is claimed first: a repeat of a request that already made its job gets that job,
@@ -249,7 +255,9 @@ def get_events(job_id: str) -> Response:
     job = _owned_job(job_id)
     after_text = (app.current_event.query_string_parameters or {}).get("after", "0")
     if not after_text.isdigit():
-        raise ValidationError("after must be a non-negative integer", [{"path": "query.after", "message": "not an integer >= 0"}])
+        raise ValidationError(
+            "after must be a non-negative integer", [{"path": "query.after", "message": "not an integer >= 0"}]
+        )
     return _json(200, {"items": publisher.events_after(job["jobId"], int(after_text))})
 
 

@@ -22,7 +22,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         user_id = user_of(token)
     except InvalidToken as e:
         logger.info("token refused", extra={"reason": str(e)})
-        raise Exception("Unauthorized") from None  # noqa: TRY002
+        raise Exception("Unauthorized") from None
     return {
         "principalId": user_id,
         "policyDocument": {

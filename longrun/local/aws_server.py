@@ -68,7 +68,9 @@ class LambdaInvokeRouter:
                 "502 Bad Gateway",
                 [("Content-Type", "application/json"), ("x-amzn-ErrorType", "ServiceException")],
             )
-            return [json.dumps({"Type": "Service", "message": f"the local Lambda runtime is unreachable: {e}"}).encode()]
+            return [
+                json.dumps({"Type": "Service", "message": f"the local Lambda runtime is unreachable: {e}"}).encode()
+            ]
         finally:
             connection.close()
 

@@ -119,10 +119,16 @@ class LocalCloud:
     def _start_moto(self, lambda_url: str) -> None:
         self.moto = subprocess.Popen(
             [
-                sys.executable, "-m", "longrun.local.aws_server",
-                "--host", self.options.host, "--port", str(self.options.aws_port),
-                "--lambda-url", lambda_url,
-            ],  # fmt: skip
+                sys.executable,
+                "-m",
+                "longrun.local.aws_server",
+                "--host",
+                self.options.host,
+                "--port",
+                str(self.options.aws_port),
+                "--lambda-url",
+                lambda_url,
+            ],
             stdout=subprocess.PIPE,
             stderr=open(self.data_dir / "logs" / "aws.log", "ab"),  # noqa: SIM115
             text=True,
@@ -176,7 +182,11 @@ class LocalCloud:
         """Deployed stages keep the token secret in SSM; the local one holds the development secret."""
         assert self.stack is not None
         name = next(
-            (f.environment.get("TOKEN_SECRET_PARAMETER") for f in self.stack.functions if f.environment.get("TOKEN_SECRET_PARAMETER")),
+            (
+                f.environment.get("TOKEN_SECRET_PARAMETER")
+                for f in self.stack.functions
+                if f.environment.get("TOKEN_SECRET_PARAMETER")
+            ),
             "/longrun/token-secret",
         )
         self.client("ssm").put_parameter(Name=name, Value=local_secret(), Type="SecureString", Overwrite=True)

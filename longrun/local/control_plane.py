@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import threading
@@ -41,13 +42,13 @@ class ControlPlane:
         plane = self
 
         class RequestHandler(Handler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's naming
+            def do_POST(self) -> None:
                 plane.post(self)
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 plane.connections(self, "GET")
 
-            def do_DELETE(self) -> None:  # noqa: N802
+            def do_DELETE(self) -> None:
                 plane.connections(self, "DELETE")
 
         self.server = Server((host, port), RequestHandler)
@@ -98,10 +99,9 @@ class ControlPlane:
         handler.reply(200, outcome.payload, headers)
 
     def _invoke_async(self, function: str, event: Any) -> None:
-        try:
+        # An asynchronous invocation's failure goes to the function's log only, as on Lambda.
+        with contextlib.suppress(Exception):
             self.runtime.invoke(function, event)
-        except Exception:  # an async invocation's failure goes to the function's log only
-            pass
 
     def connections(self, handler: Handler, method: str) -> None:
         match = _CONNECTIONS.match(handler.path)

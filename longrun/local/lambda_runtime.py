@@ -103,7 +103,9 @@ class _Worker:
     def invoke(self, request_id: str, event: Any, timeout: float) -> dict[str, Any] | None:
         deadline_wall_ms = int((time.time() + timeout) * 1000)
         assert self.process.stdin is not None
-        self.process.stdin.write((json.dumps({"id": request_id, "event": event, "deadline_ms": deadline_wall_ms}) + "\n").encode())
+        self.process.stdin.write(
+            (json.dumps({"id": request_id, "event": event, "deadline_ms": deadline_wall_ms}) + "\n").encode()
+        )
         self.process.stdin.flush()
         return self._read(deadline=time.monotonic() + timeout)
 

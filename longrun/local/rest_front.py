@@ -64,7 +64,7 @@ class RestFront:
             def _any(self) -> None:
                 front.handle(self)
 
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _any  # noqa: N815
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _any
 
         self.server = Server((host, port), RequestHandler)
         self.port = self.server.server_address[1]
@@ -111,9 +111,8 @@ class RestFront:
             route, path_params = self._route(method, url.path)
             if not self.bucket.take():
                 raise _Refusal("THROTTLED", "Too Many Requests")
-            method_arn = (
-                f"arn:aws:execute-api:{self.region}:{ACCOUNT_ID}:{self.spec.api_id}/{self.spec.stage}/{method}{url.path}"
-            )
+            api = f"arn:aws:execute-api:{self.region}:{ACCOUNT_ID}:{self.spec.api_id}"
+            method_arn = f"{api}/{self.spec.stage}/{method}{url.path}"
             authorizer = self._authorize(route, handler, method_arn) if route.authorizer else None
             event = self._event(handler, route, url, path_params, body, authorizer, request_id)
             self._integrate(handler, route, event, request_id)

@@ -413,7 +413,9 @@ class StackBuilder:
         mounts: dict[str, Path] = {}
         for layer_arn in props.get("Layers", []):
             layer_id = next((lid for lid, phys in self.stack.physical.items() if phys == layer_arn), None)
-            source = next((d for sam_id, d in self.t.layer_dirs.items() if layer_id and layer_id.startswith(sam_id)), None)
+            source = next(
+                (d for sam_id, d in self.t.layer_dirs.items() if layer_id and layer_id.startswith(sam_id)), None
+            )
             if source is None:
                 raise CannotEmulate(f"{logical_id}: layer {layer_arn} has no local ContentUri")
             mounts["/opt"] = source
@@ -478,7 +480,11 @@ class StackBuilder:
                     )
                 )
         stage_id = next(
-            (s for s in by_type.get("AWS::ApiGateway::Stage", []) if self._props(s).get("RestApiId") == {"Ref": logical_id}),
+            (
+                s
+                for s in by_type.get("AWS::ApiGateway::Stage", [])
+                if self._props(s).get("RestApiId") == {"Ref": logical_id}
+            ),
             None,
         )
         stage_props = self.resolver.resolve(self._props(stage_id)) if stage_id else {}

@@ -38,7 +38,9 @@ def _now_iso() -> str:
 
 
 class _Connection:
-    def __init__(self, connection_id: str, socket: ServerConnection, authorizer: dict[str, Any], source_ip: str, agent: str):
+    def __init__(
+        self, connection_id: str, socket: ServerConnection, authorizer: dict[str, Any], source_ip: str, agent: str
+    ):
         self.id = connection_id
         self.socket = socket
         self.authorizer = authorizer
@@ -112,8 +114,15 @@ class WebSocketFront:
 
     # --- events -------------------------------------------------------------------------------
 
-    def _context(self, connection_id: str, route: str, event_type: str, authorizer: dict[str, Any] | None,
-                 source_ip: str, connected_ms: int) -> dict[str, Any]:
+    def _context(
+        self,
+        connection_id: str,
+        route: str,
+        event_type: str,
+        authorizer: dict[str, Any] | None,
+        source_ip: str,
+        connected_ms: int,
+    ) -> dict[str, Any]:
         return {
             "routeKey": route,
             "eventType": event_type,
@@ -164,9 +173,13 @@ class WebSocketFront:
             payload = json.loads(outcome.payload or b"null")
             if outcome.function_error:
                 unauthorized = isinstance(payload, dict) and payload.get("errorMessage") == "Unauthorized"
-                return self._refuse(connection, 401 if unauthorized else 500, "Unauthorized" if unauthorized else "Authorizer error")
+                return self._refuse(
+                    connection, 401 if unauthorized else 500, "Unauthorized" if unauthorized else "Authorizer error"
+                )
             statements = (payload or {}).get("policyDocument", {}).get("Statement", [])
-            if not any(s.get("Effect") == "Allow" for s in statements) or any(s.get("Effect") == "Deny" for s in statements):
+            if not any(s.get("Effect") == "Allow" for s in statements) or any(
+                s.get("Effect") == "Deny" for s in statements
+            ):
                 return self._refuse(connection, 403, "Forbidden")
             authorizer = {"principalId": payload.get("principalId"), **(payload.get("context") or {})}
         if "$connect" in self.spec.routes:
@@ -174,7 +187,9 @@ class WebSocketFront:
                 "headers": headers,
                 "multiValueHeaders": {k: [v] for k, v in headers.items()},
                 "queryStringParameters": query or None,
-                "requestContext": self._context(connection_id, "$connect", "CONNECT", authorizer, source_ip, connected_ms),
+                "requestContext": self._context(
+                    connection_id, "$connect", "CONNECT", authorizer, source_ip, connected_ms
+                ),
                 "isBase64Encoded": False,
             }
             outcome = self.runtime.invoke(self.spec.routes["$connect"], event)
@@ -194,9 +209,9 @@ class WebSocketFront:
             body = json.loads(text)
         except ValueError:
             return "$default"
-        if isinstance(body, dict) and isinstance(body.get(field), str) and body[field] in self.spec.routes:
-            if not body[field].startswith("$"):
-                return body[field]
+        route = body.get(field) if isinstance(body, dict) else None
+        if isinstance(route, str) and route in self.spec.routes and not route.startswith("$"):
+            return route
         return "$default"
 
     def _session(self, socket: ServerConnection) -> None:
@@ -212,8 +227,14 @@ class WebSocketFront:
                     socket.send(json.dumps({"message": "Forbidden", "connectionId": connection.id}))
                     continue
                 event = {
-                    "requestContext": self._context(connection.id, route, "MESSAGE", connection.authorizer,
-                                                    connection.source_ip, connection.connected_ms),
+                    "requestContext": self._context(
+                        connection.id,
+                        route,
+                        "MESSAGE",
+                        connection.authorizer,
+                        connection.source_ip,
+                        connection.connected_ms,
+                    ),
                     "body": text,
                     "isBase64Encoded": False,
                 }
@@ -232,8 +253,14 @@ class WebSocketFront:
             if "$disconnect" in self.spec.routes:
                 event = {
                     "headers": {},
-                    "requestContext": self._context(connection.id, "$disconnect", "DISCONNECT", connection.authorizer,
-                                                    connection.source_ip, connection.connected_ms),
+                    "requestContext": self._context(
+                        connection.id,
+                        "$disconnect",
+                        "DISCONNECT",
+                        connection.authorizer,
+                        connection.source_ip,
+                        connection.connected_ms,
+                    ),
                     "isBase64Encoded": False,
                 }
                 try:

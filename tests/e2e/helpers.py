@@ -18,8 +18,9 @@ def unique_name(prefix: str = "p") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
-def http(cloud: Any, method: str, path: str, user: str | None = "alice", token: str | None = None,
-         **kwargs: Any) -> httpx.Response:
+def http(
+    cloud: Any, method: str, path: str, user: str | None = "alice", token: str | None = None, **kwargs: Any
+) -> httpx.Response:
     headers = dict(kwargs.pop("headers", {}) or {})
     if token is None and user is not None:
         token = make_token(user)

@@ -44,7 +44,7 @@ def test_create_project_end_to_end(local_cloud):
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
     assert events[-1] == finished
     pushed = [m for m in messages if "seq" in m]
-    assert pushed == events[len(events) - len(pushed):], "pushed events are the stored ones, in order"
+    assert pushed == events[len(events) - len(pushed) :], "pushed events are the stored ones, in order"
     steps = [(e["step"], e["status"]) for e in events if e["type"] == "job.progress"]
     assert steps == [
         ("reserve-name", "STARTED"), ("reserve-name", "SUCCEEDED"),
@@ -56,7 +56,12 @@ def test_create_project_end_to_end(local_cloud):
     # The job record was written before the push, with every step.
     record = http(local_cloud, "GET", f"/jobs/{job['jobId']}").json()
     assert record["status"] == "SUCCEEDED" and record["result"] == result and record["error"] is None
-    assert [s["name"] for s in record["steps"]] == ["reserve-name", "write-scaffold", "init-repository", "record-project"]
+    assert [s["name"] for s in record["steps"]] == [
+        "reserve-name",
+        "write-scaffold",
+        "init-repository",
+        "record-project",
+    ]
     assert all(s["status"] == "SUCCEEDED" and s["startedAt"] <= s["endedAt"] for s in record["steps"])
 
     project = http(local_cloud, "GET", f"/projects/{job['projectId']}").json()
@@ -70,8 +75,9 @@ def test_create_project_end_to_end(local_cloud):
     readme = s3.get_object(Bucket=bucket, Key=f"{result['s3Prefix']}README.md")["Body"].read().decode()
     assert readme.startswith(f"# {name}")
     repo = local_cloud.efs_root() / "projects" / job["projectId"]
-    branches = subprocess.run(["git", "-C", str(repo), "branch", "--format=%(refname:short)"],
-                              capture_output=True, text=True, check=True).stdout.split()
+    branches = subprocess.run(
+        ["git", "-C", str(repo), "branch", "--format=%(refname:short)"], capture_output=True, text=True, check=True
+    ).stdout.split()
     assert sorted(branches) == ["develop", "main"]
     assert (repo / "README.md").read_text().startswith(f"# {name}")
 

@@ -21,8 +21,13 @@ def error_of(response) -> dict:
 
 
 def test_malformed_json_is_400(local_cloud):
-    response = http(local_cloud, "POST", "/jobs", content=b'{"type": "create-project", ',
-                    headers={"Content-Type": "application/json"})
+    response = http(
+        local_cloud,
+        "POST",
+        "/jobs",
+        content=b'{"type": "create-project", ',
+        headers={"Content-Type": "application/json"},
+    )
     assert response.status_code == 400
     assert error_of(response)["code"] == "ValidationError"
 

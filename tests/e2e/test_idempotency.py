@@ -23,8 +23,14 @@ def test_twenty_concurrent_submissions_with_one_key_make_one_job(local_cloud):
     listed = http(local_cloud, "GET", "/jobs?limit=100", "erin").json()["items"]
     assert sum(1 for j in listed if j["jobId"] == job_id) == 1
 
-    other = http(local_cloud, "POST", "/jobs", "erin", json={**body, "params": {"name": unique_name()}},
-                 headers={"Idempotency-Key": key})
+    other = http(
+        local_cloud,
+        "POST",
+        "/jobs",
+        "erin",
+        json={**body, "params": {"name": unique_name()}},
+        headers={"Idempotency-Key": key},
+    )
     assert other.status_code == 409 and other.json()["error"]["code"] == "Conflict"
 
     # keys belong to their user: the same key from someone else is a new job
@@ -33,6 +39,11 @@ def test_twenty_concurrent_submissions_with_one_key_make_one_job(local_cloud):
 
 
 def test_bad_idempotency_key_is_400(local_cloud):
-    response = http(local_cloud, "POST", "/jobs", json={"type": "create-project", "params": {"name": unique_name()}},
-                    headers={"Idempotency-Key": "x" * 200})
+    response = http(
+        local_cloud,
+        "POST",
+        "/jobs",
+        json={"type": "create-project", "params": {"name": unique_name()}},
+        headers={"Idempotency-Key": "x" * 200},
+    )
     assert response.status_code == 400

@@ -8,15 +8,20 @@ from tests.e2e.helpers import http, recv_json, recv_until, unique_name, wait_for
 
 
 def test_users_cannot_see_each_others_jobs_projects_or_events(local_cloud):
-    alice_job = http(local_cloud, "POST", "/jobs", "alice",
-                     json={"type": "create-project", "params": {"name": unique_name("a")}}).json()
-    bob_job = http(local_cloud, "POST", "/jobs", "bob",
-                   json={"type": "create-project", "params": {"name": unique_name("b")}}).json()
+    alice_job = http(
+        local_cloud, "POST", "/jobs", "alice", json={"type": "create-project", "params": {"name": unique_name("a")}}
+    ).json()
+    bob_job = http(
+        local_cloud, "POST", "/jobs", "bob", json={"type": "create-project", "params": {"name": unique_name("b")}}
+    ).json()
     wait_for_status(local_cloud, alice_job["jobId"], "alice")
     wait_for_status(local_cloud, bob_job["jobId"], "bob")
 
-    for path in (f"/jobs/{alice_job['jobId']}", f"/jobs/{alice_job['jobId']}/events",
-                 f"/projects/{alice_job['projectId']}"):
+    for path in (
+        f"/jobs/{alice_job['jobId']}",
+        f"/jobs/{alice_job['jobId']}/events",
+        f"/projects/{alice_job['projectId']}",
+    ):
         response = http(local_cloud, "GET", path, "bob")
         assert response.status_code == 404, path
         assert response.json()["error"]["code"] == "NotFound"
@@ -29,8 +34,13 @@ def test_users_cannot_see_each_others_jobs_projects_or_events(local_cloud):
     assert by_project["items"] == []
 
     # Another user's project id in a job request is "not found", never "forbidden".
-    response = http(local_cloud, "POST", "/jobs", "bob",
-                    json={"type": "create-project", "params": {"name": unique_name()}, "projectId": "x"})
+    response = http(
+        local_cloud,
+        "POST",
+        "/jobs",
+        "bob",
+        json={"type": "create-project", "params": {"name": unique_name()}, "projectId": "x"},
+    )
     assert response.status_code == 400  # create-project takes no projectId at all
 
     with ws_connect(local_cloud, "bob") as ws:
@@ -42,10 +52,12 @@ def test_users_cannot_see_each_others_jobs_projects_or_events(local_cloud):
 
 def test_a_subscriber_receives_only_its_users_events(local_cloud):
     with ws_connect(local_cloud, "carol") as carol_ws, ws_connect(local_cloud, "dave") as dave_ws:
-        carol_job = http(local_cloud, "POST", "/jobs", "carol",
-                         json={"type": "create-project", "params": {"name": unique_name("c")}}).json()
-        dave_job = http(local_cloud, "POST", "/jobs", "dave",
-                        json={"type": "create-project", "params": {"name": unique_name("d")}}).json()
+        carol_job = http(
+            local_cloud, "POST", "/jobs", "carol", json={"type": "create-project", "params": {"name": unique_name("c")}}
+        ).json()
+        dave_job = http(
+            local_cloud, "POST", "/jobs", "dave", json={"type": "create-project", "params": {"name": unique_name("d")}}
+        ).json()
         carol_ws.send(json.dumps({"action": "subscribe", "jobId": carol_job["jobId"]}))
         dave_ws.send(json.dumps({"action": "subscribe", "jobId": dave_job["jobId"]}))
         carol_seen = recv_until(carol_ws, lambda m: m.get("type") == "job.finished", timeout=60)
@@ -56,8 +68,12 @@ def test_a_subscriber_receives_only_its_users_events(local_cloud):
 
 def test_listing_pages_through_the_callers_jobs_only(local_cloud):
     user = unique_name("lister")
-    made = [http(local_cloud, "POST", "/jobs", user,
-                 json={"type": "create-project", "params": {"name": unique_name()}}).json()["jobId"] for _ in range(5)]
+    made = [
+        http(
+            local_cloud, "POST", "/jobs", user, json={"type": "create-project", "params": {"name": unique_name()}}
+        ).json()["jobId"]
+        for _ in range(5)
+    ]
     seen, cursor = [], None
     while True:
         query = "limit=2" + (f"&cursor={cursor}" if cursor else "")
