@@ -40,6 +40,7 @@ def cmd_local_up(args: argparse.Namespace) -> int:
         aws_port=args.aws_port,
         data_dir=args.data_dir,
         endpoints_file=args.endpoints_file,
+        stepfunctions_endpoint=args.stepfunctions_endpoint,
     )
     cloud = LocalCloud(options)
     stop = threading.Event()
@@ -49,6 +50,11 @@ def cmd_local_up(args: argparse.Namespace) -> int:
     cloud.start()
     endpoints = cloud.endpoints()
     assert cloud.stack is not None
+    engine_note = (
+        f"\n  Step Functions  {options.stepfunctions_endpoint}  (its LAMBDA_ENDPOINT must be {endpoints['aws']})"
+        if options.stepfunctions_endpoint
+        else ""
+    )
     secret_note = "LONGRUN_LOCAL_SECRET" if os.environ.get("LONGRUN_LOCAL_SECRET") else "the default development secret"
     print(
         f"""
@@ -56,7 +62,7 @@ def cmd_local_up(args: argparse.Namespace) -> int:
   WebSocket  {endpoints["ws"]}?token=<token>
   AWS        {endpoints["aws"]}   (moto: DynamoDB, S3, Step Functions, SSM, IAM, Logs)
   EFS        {cloud.stack.efs_root}
-  Logs       {cloud.data_dir / "logs"}
+  Logs       {cloud.data_dir / "logs"}{engine_note}
   Tokens     longrun token --user alice   (signed with {secret_note})
 
   For `aws` and `longrun ops`:
@@ -174,6 +180,12 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--host", default="127.0.0.1", help=argparse.SUPPRESS)
     up.add_argument("--data-dir", type=Path, default=Path(".longrun"), help="EFS, logs (default .longrun)")
     up.add_argument("--endpoints-file", type=Path, help='write {"api","ws","aws"} here once every part serves')
+    up.add_argument(
+        "--stepfunctions-endpoint",
+        metavar="URL",
+        help="use an external Step Functions engine (Step Functions Local in Docker) instead of moto's; "
+        "set its LAMBDA_ENDPOINT to this cloud's AWS endpoint (fix it with --aws-port)",
+    )
     up.set_defaults(func=cmd_local_up)
 
     token = sub.add_parser("token", help="print a token for the local cloud")

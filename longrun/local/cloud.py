@@ -62,6 +62,8 @@ class Options:
     region: str = "us-east-1"
     stack_name: str = "longrun"
     stage: str = "local"
+    # An external Step Functions engine (AWS Step Functions Local in Docker) instead of moto's.
+    stepfunctions_endpoint: str | None = None
 
 
 class LocalCloud:
@@ -151,9 +153,12 @@ class LocalCloud:
                 time.sleep(0.1)
 
     def client(self, service: str) -> Any:
+        endpoint = self.aws_url
+        if service == "stepfunctions" and self.options.stepfunctions_endpoint:
+            endpoint = self.options.stepfunctions_endpoint
         return boto3.client(
             service,
-            endpoint_url=self.aws_url,
+            endpoint_url=endpoint,
             region_name=self.options.region,
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
@@ -163,7 +168,9 @@ class LocalCloud:
 
     def _lambda_environment(self) -> dict[str, str]:
         """What Lambda's runtime puts in every function's environment, pointed at the local cloud."""
-        return {
+        engine = self.options.stepfunctions_endpoint
+        # boto3's service-specific endpoint variable sends Step Functions calls to the external engine.
+        return ({"AWS_ENDPOINT_URL_SFN": engine} if engine else {}) | {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "LANG": "C.UTF-8",
             "TZ": "UTC",
@@ -209,7 +216,10 @@ class LocalCloud:
 
     def endpoints(self) -> dict[str, str]:
         assert self.rest and self.websocket
-        return {"api": self.rest.url, "ws": self.websocket.url, "aws": self.aws_url}
+        endpoints = {"api": self.rest.url, "ws": self.websocket.url, "aws": self.aws_url}
+        if self.options.stepfunctions_endpoint:
+            endpoints["stepfunctions"] = self.options.stepfunctions_endpoint
+        return endpoints
 
     # --- stop ---------------------------------------------------------------------------------
 
