@@ -32,6 +32,8 @@ app = APIGatewayRestResolver()
 MAX_BODY_BYTES = 256 * 1024
 _THROTTLING_CODES = frozenset({"ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded"})
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+_DIGITS = re.compile(r"[0-9]+")
 
 
 # --- helpers ------------------------------------------------------------------------------------
@@ -62,6 +64,10 @@ def _body() -> dict[str, Any]:
         raise ValidationError("the request body must be a JSON object", [{"path": "(body)", "message": "missing"}])
     try:
         body = json.loads(raw)
+    except RecursionError:
+        raise ValidationError(
+            "the request body nests too deeply", [{"path": "(body)", "message": "nested too deeply"}]
+        ) from None
     except ValueError as e:
         raise ValidationError(
             f"the request body is not valid JSON: {e}", [{"path": "(body)", "message": str(e)}]
@@ -235,7 +241,7 @@ def list_jobs() -> Response:
     if project_id is not None and not _ID.match(project_id):
         problems.append({"path": "query.projectId", "message": "not a project id"})
     limit_text = query.get("limit", "20")
-    limit = int(limit_text) if limit_text.isdigit() else 0
+    limit = int(limit_text) if _DIGITS.fullmatch(limit_text) and len(limit_text) <= 3 else 0
     if not 1 <= limit <= 100:
         problems.append({"path": "query.limit", "message": "an integer from 1 to 100"})
     if problems:
@@ -254,7 +260,7 @@ def get_job(job_id: str) -> Response:
 def get_events(job_id: str) -> Response:
     job = _owned_job(job_id)
     after_text = (app.current_event.query_string_parameters or {}).get("after", "0")
-    if not after_text.isdigit():
+    if not _DIGITS.fullmatch(after_text) or len(after_text) > 15:
         raise ValidationError(
             "after must be a non-negative integer", [{"path": "query.after", "message": "not an integer >= 0"}]
         )

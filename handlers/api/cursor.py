@@ -30,6 +30,6 @@ def decode(cursor: str, *, user_id: str, project_id: str | None) -> dict[str, An
     owner = ("projectId", project_id) if project_id else ("userId", user_id)
     if not isinstance(key, dict) or set(key) != {"jobId", "createdAt", owner[0]}:
         raise bad
-    if not all(isinstance(v, str) for v in key.values()) or key[owner[0]] != owner[1]:
+    if not all(isinstance(v, str) and v for v in key.values()) or key[owner[0]] != owner[1]:
         raise bad
     return key

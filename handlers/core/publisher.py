@@ -10,6 +10,8 @@ and the user is told exactly once.
 from __future__ import annotations
 
 import json
+import random
+import time
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -18,11 +20,14 @@ from botocore.exceptions import ClientError
 from core import aws, connections, jobs
 from core.clock import now_iso
 from core.config import settings
+from core.errors import TransientError
 from core.records import to_dynamo
 
 logger = Logger(child=True)
 
-MAX_ATTEMPTS = 20
+MAX_ATTEMPTS = 12
+BACKOFF_BASE_SECONDS = 0.005
+BACKOFF_CAP_SECONDS = 0.5
 
 
 def publish(
@@ -40,7 +45,9 @@ def publish(
     Returns the event as pushed.
     """
     job_id = job["jobId"]
-    for _ in range(MAX_ATTEMPTS):
+    for attempt in range(MAX_ATTEMPTS):
+        if attempt:  # someone published between our read and our write: back off, with jitter
+            time.sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)))
         current = jobs.get(job_id, consistent=True)
         if current is None:
             raise LookupError(f"job {job_id} does not exist")
@@ -53,7 +60,8 @@ def publish(
         if _write(job_id, seq, at, event, set_fields or {}, close_as):
             _push(job, event)
             return event
-    raise RuntimeError(f"could not publish to job {job_id}: too much contention")
+    # The state machine's Retry takes it from here.
+    raise TransientError(f"could not publish to job {job_id}: too much contention")
 
 
 def _write(

@@ -67,7 +67,7 @@ def _replies(connection_id: str, user_id: str, body: str | None) -> list[dict[st
         raise ValidationError("the message is too large")
     try:
         message = json.loads(body or "")
-    except ValueError:
+    except (ValueError, RecursionError):
         raise ValidationError("messages must be JSON objects with an action") from None
     if not isinstance(message, dict):
         raise ValidationError("messages must be JSON objects with an action")

@@ -247,7 +247,8 @@ def _allows(policy: dict[str, Any], method_arn: str) -> bool:
     for statement in policy.get("Statement", []):
         actions = statement.get("Action", [])
         actions = [actions] if isinstance(actions, str) else actions
-        if not any(fnmatch.fnmatchcase("execute-api:Invoke", a) for a in actions):
+        # IAM action names are case-insensitive; resource ARNs are not.
+        if not any(fnmatch.fnmatchcase("execute-api:invoke", a.lower()) for a in actions):
             continue
         resources = statement.get("Resource", [])
         resources = [resources] if isinstance(resources, str) else resources

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,16 @@ USER = "alice"
 OTHER = "bob"
 SECRET = "unit-secret"
 WS_BASE = "https://abc.execute-api.us-east-1.amazonaws.com"
+
+POWERTOOLS_ENV = {
+    "POWERTOOLS_TRACE_DISABLED": "true",
+    "POWERTOOLS_METRICS_NAMESPACE": "longrun",
+    "POWERTOOLS_SERVICE_NAME": "longrun",
+}
+# Lambda sets a function's environment before its module is imported, and Powertools' Logger,
+# Tracer and Metrics read it at import: the handler modules are imported while collecting.
+for _name, _value in POWERTOOLS_ENV.items():
+    os.environ.setdefault(_name, _value)
 
 
 @dataclass
@@ -76,7 +87,8 @@ class Aws:
             "params": {"name": "demo", "template": "web-app"},
             "createdAt": "2025-01-01T00:00:00.000Z",
             "updatedAt": "2025-01-01T00:00:00.000Z",
-            "executionArn": self.state_machine.replace(":stateMachine:", ":execution:") + f":create-project-demo-{job_id[:8]}",
+            "executionArn": self.state_machine.replace(":stateMachine:", ":execution:")
+            + f":create-project-demo-{job_id[:8]}",
             "seq": 0,
             "steps": {},
             "projectId": f"prj-{job_id}",
@@ -107,6 +119,18 @@ class Aws:
         return out
 
 
+# IAM roles and log groups are a third of a build's time in moto, and no handler reads them (IAM is
+# not enforced in process; tests/infra checks the policies). Everything else is created for real.
+NOT_READ_BY_HANDLERS = frozenset({"iam", "logs"})
+
+
+class _Discard:
+    """A client whose every call succeeds and does nothing."""
+
+    def __getattr__(self, name: str) -> Any:
+        return lambda **kwargs: {}
+
+
 @pytest.fixture(scope="session")
 def translated() -> Any:
     from longrun.local.template import translate
@@ -135,9 +159,7 @@ def clear_caches() -> None:
 
 
 @pytest.fixture
-def aws(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, translated: Any, boto_session: boto3.Session
-) -> Iterator[Aws]:
+def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, translated: Any, boto_session: boto3.Session) -> Iterator[Aws]:
     from longrun.local.stack import StackBuilder
 
     for name, value in {
@@ -147,9 +169,7 @@ def aws(
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SECURITY_TOKEN": "testing",
         "AWS_SESSION_TOKEN": "testing",
-        "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_NAMESPACE": "longrun",
-        "POWERTOOLS_SERVICE_NAME": "longrun",
+        **POWERTOOLS_ENV,
     }.items():
         monkeypatch.setenv(name, value)
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
@@ -161,6 +181,8 @@ def aws(
         clients: dict[str, Any] = {}
 
         def client(service: str) -> Any:
+            if service in NOT_READ_BY_HANDLERS:
+                return _Discard()
             if service not in clients:
                 clients[service] = boto_session.client(service, region_name=REGION)
             return clients[service]
@@ -185,7 +207,9 @@ def aws(
             monkeypatch.setenv(name, value)
         client("ssm").put_parameter(Name=env["TOKEN_SECRET_PARAMETER"], Value=SECRET, Type="SecureString")
         assert stack.efs_root is not None
-        yield Aws(stack=stack, env=env, efs=Path(env["EFS_MOUNT_PATH"]), functions={f.logical_id: f for f in stack.functions})
+        yield Aws(
+            stack=stack, env=env, efs=Path(env["EFS_MOUNT_PATH"]), functions={f.logical_id: f for f in stack.functions}
+        )
     clear_caches()
 
 

@@ -39,13 +39,18 @@ def _release_name(event: dict[str, Any]) -> bool:
 
 
 def _delete_prefix(prefix: str) -> int:
+    """Delete every version under ``prefix``: the bucket is versioned, and a plain delete only hides."""
     s3 = aws.client("s3")
+    bucket = settings().projects_bucket
     deleted = 0
-    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings().projects_bucket, Prefix=prefix):
-        keys = [{"Key": obj["Key"]} for obj in page.get("Contents", [])]
-        if keys:
-            s3.delete_objects(Bucket=settings().projects_bucket, Delete={"Objects": keys, "Quiet": True})
-            deleted += len(keys)
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        versions = [
+            {"Key": v["Key"], "VersionId": v["VersionId"]}
+            for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+        ]
+        if versions:
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": versions, "Quiet": True})
+            deleted += sum(1 for v in page.get("Versions", []))
     return deleted
 
 
