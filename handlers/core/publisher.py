@@ -156,17 +156,19 @@ def last_event(job_id: str) -> dict[str, Any] | None:
 
 
 def progress(job: dict[str, Any], step: str, status: str, detail: dict[str, Any] | None = None) -> None:
-    """Publish ``job.progress`` for ``step`` and record the step's state on the job, atomically."""
+    """Publish ``job.progress`` for ``step`` and record the step's state on the job, atomically.
+
+    ``STARTED`` writes the step's whole entry; later statuses update it in place, so the step keeps
+    its ``startedAt`` without a read.
+    """
     at = now_iso()
-    state: dict[str, Any] = {"status": status}
-    previous = ((jobs.get(job["jobId"]) or {}).get("steps") or {}).get(step, {})
-    state["startedAt"] = at if status == "STARTED" else previous.get("startedAt", at)
-    state["endedAt"] = at if status in ("SUCCEEDED", "FAILED") else None
-    publish(
-        job,
-        {"type": "job.progress", "step": step, "status": status, "detail": detail or {}},
-        set_fields={f"steps.{step}": state},
-    )
+    if status == "STARTED":
+        fields: dict[str, Any] = {f"steps.{step}": {"status": status, "startedAt": at, "endedAt": None}}
+    else:
+        fields = {f"steps.{step}.status": status}
+        if status in ("SUCCEEDED", "FAILED"):
+            fields[f"steps.{step}.endedAt"] = at
+    publish(job, {"type": "job.progress", "step": step, "status": status, "detail": detail or {}}, set_fields=fields)
 
 
 def finish(job: dict[str, Any], status: str, *, result: Any = None, error: dict[str, Any] | None = None) -> bool:

@@ -25,12 +25,17 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
+from longrun.local import moto_fixes
+
 _INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
 _FORWARDED_HEADERS = ("Content-Type", "X-Amz-Invocation-Type", "X-Amz-Log-Type", "X-Amz-Client-Context")
 
 
 class LambdaInvokeRouter:
-    """WSGI middleware: Lambda invocations go to the local Lambda runtime, the rest to moto."""
+    """WSGI middleware: Lambda invocations go to the local Lambda runtime, the rest to moto.
+
+    DynamoDB requests reach moto one at a time, as atomic as DynamoDB makes them (see moto_fixes).
+    """
 
     def __init__(self, moto_app: Callable[..., Iterable[bytes]], lambda_url: str) -> None:
         self.moto_app = moto_app
@@ -40,6 +45,9 @@ class LambdaInvokeRouter:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") == "POST" and _INVOKE.match(environ.get("PATH_INFO", "")):
             return self._forward(environ, start_response)
+        if moto_fixes.is_dynamodb_request(environ):
+            with moto_fixes.dynamodb_request_lock():
+                return list(self.moto_app(environ, start_response))
         return self.moto_app(environ, start_response)
 
     def _forward(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -99,6 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    moto_fixes.install()
     default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
     app = LambdaInvokeRouter(DomainDispatcherApplication(create_backend_app), args.lambda_url)
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)

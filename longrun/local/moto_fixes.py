@@ -1,0 +1,86 @@
+"""Where moto's server differs from AWS in ways longrun relies on, the local cloud fixes moto.
+
+Both fixes concern DynamoDB, whose guarantees the job store and the publisher build on:
+
+* **Atomic requests.** DynamoDB applies each request, conditional writes and transactions
+  included, atomically; moto's threaded server can interleave two requests between a
+  condition's check and its write. The AWS endpoint serializes DynamoDB requests
+  (:func:`dynamodb_request_lock`), which is what makes a conditional write a real arbiter.
+* **Transactions that cost what they write.** moto backs a ``TransactWriteItems`` up by
+  deep-copying every table it touches, so each transaction grows with the table (55 ms and
+  gigabytes of garbage after a few thousand events). Here it snapshots only the items the
+  transaction touches and restores those if it is cancelled.
+"""
+
+from __future__ import annotations
+
+import copy
+import threading
+from typing import Any
+
+_LOCK = threading.RLock()
+
+
+def dynamodb_request_lock() -> threading.RLock:
+    return _LOCK
+
+
+def is_dynamodb_request(environ: dict[str, Any]) -> bool:
+    return str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("DynamoDB_")
+
+
+class _TablesAreNotCopied:
+    """Stands in for the ``copy`` module inside moto's DynamoDB models during a transaction."""
+
+    @staticmethod
+    def deepcopy(value: Any, memo: dict[int, Any] | None = None) -> Any:
+        from moto.dynamodb.models.table import Table
+
+        return value if isinstance(value, Table) else copy.deepcopy(value, memo)
+
+
+def _key_of(backend: Any, op_type: str, op: dict[str, Any]) -> dict[str, Any]:
+    if op_type != "Put":
+        return op["Key"]
+    table = backend.get_table(op["TableName"])
+    key = {table.hash_key_attr: op["Item"][table.hash_key_attr]}
+    if table.range_key_attr is not None:
+        key[table.range_key_attr] = op["Item"][table.range_key_attr]
+    return key
+
+
+def install() -> None:
+    """Patch moto's DynamoDB backend in this process (the local cloud's AWS endpoint only)."""
+    import moto.dynamodb.models as models
+
+    backend_class = models.DynamoDBBackend
+    if getattr(backend_class, "_longrun_fixed", False):
+        return
+    original = backend_class.transact_write_items
+    models.copy = _TablesAreNotCopied  # type: ignore[assignment]
+
+    def transact_write_items(self: Any, transact_items: list[dict[str, Any]]) -> None:
+        with _LOCK:
+            snapshot: list[tuple[str, dict[str, Any], dict[str, Any] | None]] = []
+            for item in transact_items:
+                op_type, op = next(iter(item.items()))
+                try:
+                    key = _key_of(self, op_type, op)
+                    current = self.get_item(op["TableName"], key)
+                except Exception:
+                    continue  # moto's own checks report the problem
+                attributes = copy.deepcopy(current.to_json()["Attributes"]) if current else None
+                snapshot.append((op["TableName"], key, attributes))
+            try:
+                original(self, transact_items)
+            except Exception:
+                for table_name, key, attributes in reversed(snapshot):
+                    if attributes is None:
+                        if self.get_item(table_name, key) is not None:
+                            self.delete_item(table_name, key)
+                    else:
+                        self.put_item(table_name, attributes)
+                raise
+
+    backend_class.transact_write_items = transact_write_items
+    backend_class._longrun_fixed = True
