@@ -36,24 +36,31 @@ def publish(
     *,
     set_fields: dict[str, Any] | None = None,
     close_as: str | None = None,
+    after_seq: int | None = None,
 ) -> dict[str, Any] | None:
     """Store and push one event of ``job`` (which needs ``jobId``, ``userId``, ``projectId``).
 
     ``set_fields`` are written on the job item in the same transaction (a step's state, a result).
     ``close_as`` makes this the job's final event: the status is set only if the job is still
     ``RUNNING``; if it is not, nothing is written and ``None`` comes back.
+    ``after_seq`` is the caller's guess of the job's current ``seq`` (the event it published
+    last): the first attempt then needs no read, and a wrong guess only costs a retry.
     Returns the event as pushed.
     """
     job_id = job["jobId"]
     for attempt in range(MAX_ATTEMPTS):
-        if attempt:  # someone published between our read and our write: back off, with jitter
+        if attempt > 1 or (attempt and after_seq is None):
+            # someone published between our read and our write: back off, with jitter
             time.sleep(random.uniform(0, min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2**attempt)))
-        current = jobs.get(job_id, consistent=True)
-        if current is None:
-            raise LookupError(f"job {job_id} does not exist")
-        if close_as and current["status"] != "RUNNING":
-            return None
-        seq = int(current.get("seq", 0)) + 1
+        if attempt == 0 and after_seq is not None:
+            seq = after_seq + 1
+        else:
+            current = jobs.get(job_id, consistent=True)
+            if current is None:
+                raise LookupError(f"job {job_id} does not exist")
+            if close_as and current["status"] != "RUNNING":
+                return None
+            seq = int(current.get("seq", 0)) + 1
         at = now_iso()
         event = {"type": message["type"], "jobId": job_id, "projectId": job.get("projectId"), "seq": seq, "at": at}
         event.update({k: v for k, v in message.items() if k != "type"})
@@ -155,7 +162,9 @@ def last_event(job_id: str) -> dict[str, Any] | None:
     return json.loads(items[0]["body"]) if items else None
 
 
-def progress(job: dict[str, Any], step: str, status: str, detail: dict[str, Any] | None = None) -> None:
+def progress(
+    job: dict[str, Any], step: str, status: str, detail: dict[str, Any] | None = None, after_seq: int | None = None
+) -> dict[str, Any] | None:
     """Publish ``job.progress`` for ``step`` and record the step's state on the job, atomically.
 
     ``STARTED`` writes the step's whole entry; later statuses update it in place, so the step keeps
@@ -168,7 +177,8 @@ def progress(job: dict[str, Any], step: str, status: str, detail: dict[str, Any]
         fields = {f"steps.{step}.status": status}
         if status in ("SUCCEEDED", "FAILED"):
             fields[f"steps.{step}.endedAt"] = at
-    publish(job, {"type": "job.progress", "step": step, "status": status, "detail": detail or {}}, set_fields=fields)
+    message = {"type": "job.progress", "step": step, "status": status, "detail": detail or {}}
+    return publish(job, message, set_fields=fields, after_seq=after_seq)
 
 
 def finish(job: dict[str, Any], status: str, *, result: Any = None, error: dict[str, Any] | None = None) -> bool:

@@ -46,23 +46,26 @@ def job_step(name: str, summary: Callable[[Any], dict[str, Any]] | None = None) 
         @functools.wraps(fn)
         def wrapper(event: dict[str, Any], context: Any) -> Any:
             logger.append_keys(jobId=event.get("jobId"), userId=event.get("userId"), step=name)
-            publisher.progress(event, name, "STARTED")
+            started = publisher.progress(event, name, "STARTED")
+            seq = started["seq"] if started else None
             try:
                 result = fn(event, context)
             except ClientError as e:
                 code = e.response.get("Error", {}).get("Code", "")
                 if code in _TRANSIENT_CODES:
-                    publisher.progress(event, name, "RETRYING", {"code": code})
+                    publisher.progress(event, name, "RETRYING", {"code": code}, after_seq=seq)
                     raise TransientError(f"{code}: {e}") from e
-                publisher.progress(event, name, "FAILED", {"code": code or "ClientError", "message": str(e)})
+                publisher.progress(
+                    event, name, "FAILED", {"code": code or "ClientError", "message": str(e)}, after_seq=seq
+                )
                 raise
             except TransientError as e:
-                publisher.progress(event, name, "RETRYING", {"message": str(e)})
+                publisher.progress(event, name, "RETRYING", {"message": str(e)}, after_seq=seq)
                 raise
             except Exception as e:
-                publisher.progress(event, name, "FAILED", {"code": type(e).__name__, "message": str(e)})
+                publisher.progress(event, name, "FAILED", {"code": type(e).__name__, "message": str(e)}, after_seq=seq)
                 raise
-            publisher.progress(event, name, "SUCCEEDED", summary(result) if summary else {})
+            publisher.progress(event, name, "SUCCEEDED", summary(result) if summary else {}, after_seq=seq)
             return result
 
         return wrapper

@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 import uuid
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -122,6 +123,45 @@ class _Worker:
                 f.close()
 
 
+class _FairSlots:
+    """A counting semaphore that serves waiters in arrival order.
+
+    ``threading.Semaphore`` wakes an arbitrary waiter, so under a burst some invocations starve
+    while later ones run; a workflow step would then time out for no reason but bad luck.
+    """
+
+    def __init__(self, count: int) -> None:
+        self._free = count
+        self._waiters: deque[threading.Event] = deque()
+        self._lock = threading.Lock()
+
+    def acquire(self, timeout: float) -> bool:
+        with self._lock:
+            if self._free > 0 and not self._waiters:
+                self._free -= 1
+                return True
+            ticket = threading.Event()
+            self._waiters.append(ticket)
+        if ticket.wait(timeout):
+            return True
+        with self._lock:
+            if ticket.is_set():  # handed over just as we gave up
+                return True
+            self._waiters.remove(ticket)
+            return False
+
+    def release(self) -> None:
+        with self._lock:
+            if self._waiters:
+                self._waiters.popleft().set()  # the slot goes straight to the longest waiter
+            else:
+                self._free += 1
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+
 class FunctionPool:
     """The execution environments of one function."""
 
@@ -132,7 +172,7 @@ class FunctionPool:
         self._idle: list[_Worker] = []
         self._all: list[_Worker] = []
         self._lock = threading.Lock()
-        self._slots = threading.BoundedSemaphore(spec.concurrency)
+        self._slots = _FairSlots(spec.concurrency)
         self.invocations = 0
         self.cold_starts = 0
 
