@@ -35,7 +35,7 @@ def allow(user_id: str, resource: str) -> dict[str, Any]:
     }
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         user_id = user_of(event.get("authorizationToken"))

@@ -3,8 +3,10 @@
 One table holds both, keyed ``pk``/``sk``:
 
 * ``conn#<connectionId>`` / ``conn``: the connection, its user and the subscriptions it holds;
-* ``sub#job#<jobId>`` or ``sub#project#<projectId>`` / ``<connectionId>``: one subscription.
+* ``sub#<userId>`` / ``<connectionId>#<job|project>#<id>``: one subscription.
 
+Subscriptions live under their user, so finding who to push an event to is one query that can
+only ever return that user's connections: tenants are kept apart by the key itself.
 Every item carries ``expiresAt`` (DynamoDB TTL): API Gateway closes a connection after two hours
 at most, so a ``$disconnect`` that never arrives leaves nothing behind for long.
 """
@@ -30,8 +32,8 @@ def _table() -> Any:
     return aws.table(settings().connections_table)
 
 
-def subscription_key(kind: str, target_id: str) -> str:
-    return f"sub#{kind}#{target_id}"
+def _sub_key(user_id: str, connection_id: str, kind: str, target_id: str) -> dict[str, str]:
+    return {"pk": f"sub#{user_id}", "sk": f"{connection_id}#{kind}#{target_id}"}
 
 
 def save_connection(connection_id: str, user_id: str) -> None:
@@ -51,31 +53,32 @@ def connection(connection_id: str) -> dict[str, Any] | None:
 
 
 def subscribe(connection_id: str, user_id: str, kind: str, target_id: str) -> None:
-    key = subscription_key(kind, target_id)
+    key = _sub_key(user_id, connection_id, kind, target_id)
     table = _table()
     table.put_item(
         Item={
-            "pk": key,
-            "sk": connection_id,
-            "userId": user_id,
+            **key,
+            "connectionId": connection_id,
+            "kind": kind,
+            "targetId": target_id,
             "expiresAt": epoch_seconds() + CONNECTION_LIFETIME_SECONDS,
         }
     )
     table.update_item(
         Key={"pk": f"conn#{connection_id}", "sk": "conn"},
         UpdateExpression="ADD subs :k",
-        ExpressionAttributeValues={":k": {key}},
+        ExpressionAttributeValues={":k": {key["sk"]}},
     )
 
 
-def unsubscribe(connection_id: str, kind: str, target_id: str) -> None:
-    key = subscription_key(kind, target_id)
+def unsubscribe(connection_id: str, user_id: str, kind: str, target_id: str) -> None:
+    key = _sub_key(user_id, connection_id, kind, target_id)
     table = _table()
-    table.delete_item(Key={"pk": key, "sk": connection_id})
+    table.delete_item(Key=key)
     table.update_item(
         Key={"pk": f"conn#{connection_id}", "sk": "conn"},
         UpdateExpression="DELETE subs :k",
-        ExpressionAttributeValues={":k": {key}},
+        ExpressionAttributeValues={":k": {key["sk"]}},
     )
 
 
@@ -83,31 +86,31 @@ def forget(connection_id: str) -> None:
     """Delete a connection and every subscription it held."""
     item = connection(connection_id)
     keys = [{"pk": f"conn#{connection_id}", "sk": "conn"}]
-    keys += [{"pk": sub, "sk": connection_id} for sub in (item or {}).get("subs", set())]
+    if item:
+        keys += [{"pk": f"sub#{item['userId']}", "sk": sk} for sk in item.get("subs", set())]
     with _table().batch_writer() as batch:
         for key in keys:
             batch.delete_item(Key=key)
 
 
-def subscribers(user_id: str, keys: list[str]) -> list[str]:
-    """Connection ids of ``user_id`` subscribed to any of ``keys``, each once."""
+def subscribers(user_id: str, targets: list[tuple[str, str]]) -> list[str]:
+    """Connection ids of ``user_id`` subscribed to any of ``targets`` (``(kind, id)`` pairs), each once."""
+    wanted = set(targets)
     found: dict[str, None] = {}
-    for key in keys:
-        page: dict[str, Any] = {"Items": [], "LastEvaluatedKey": None}
-        kwargs: dict[str, Any] = {
-            "KeyConditionExpression": "pk = :pk",
-            "ExpressionAttributeValues": {":pk": key},
-        }
-        while True:
-            page = _table().query(**kwargs)
-            for item in page.get("Items", []):
-                # Subscriptions are checked at subscribe time; this is the second lock on the door.
-                if item.get("userId") == user_id:
-                    found[item["sk"]] = None
-            if not page.get("LastEvaluatedKey"):
-                break
-            kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
-    return list(found)
+    kwargs: dict[str, Any] = {
+        "KeyConditionExpression": "pk = :pk",
+        "ExpressionAttributeValues": {":pk": f"sub#{user_id}"},
+        "ProjectionExpression": "#c, #k, #t",
+        "ExpressionAttributeNames": {"#c": "connectionId", "#k": "kind", "#t": "targetId"},
+    }
+    while True:
+        page = _table().query(**kwargs)
+        for item in page.get("Items", []):
+            if (item.get("kind"), item.get("targetId")) in wanted:
+                found[item["connectionId"]] = None
+        if not page.get("LastEvaluatedKey"):
+            return list(found)
+        kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def send(connection_id: str, message: dict[str, Any]) -> bool:

@@ -126,10 +126,10 @@ def _write(
 
 
 def _push(job: dict[str, Any], event: dict[str, Any]) -> None:
-    keys = [connections.subscription_key("job", job["jobId"])]
+    targets = [("job", job["jobId"])]
     if job.get("projectId"):
-        keys.append(connections.subscription_key("project", job["projectId"]))
-    for connection_id in connections.subscribers(job["userId"], keys):
+        targets.append(("project", job["projectId"]))
+    for connection_id in connections.subscribers(job["userId"], targets):
         connections.send(connection_id, event)
 
 

@@ -15,7 +15,7 @@ from core.tokens import InvalidToken, user_of
 logger = Logger()
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     token = (event.get("queryStringParameters") or {}).get("token")
     try:

@@ -12,7 +12,7 @@ from core import connections
 logger = Logger()
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     request = event["requestContext"]
     authorizer = request.get("authorizer") or {}

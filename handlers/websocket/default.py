@@ -56,9 +56,9 @@ def _subscribe(connection_id: str, user_id: str, message: dict[str, Any]) -> lis
     return replies
 
 
-def _unsubscribe(connection_id: str, message: dict[str, Any]) -> list[dict[str, Any]]:
+def _unsubscribe(connection_id: str, user_id: str, message: dict[str, Any]) -> list[dict[str, Any]]:
     kind, target_id = _target(message)
-    connections.unsubscribe(connection_id, kind, target_id)
+    connections.unsubscribe(connection_id, user_id, kind, target_id)
     return [{"type": "unsubscribed", ("jobId" if kind == "job" else "projectId"): target_id}]
 
 
@@ -77,11 +77,11 @@ def _replies(connection_id: str, user_id: str, body: str | None) -> list[dict[st
     if action == "subscribe":
         return _subscribe(connection_id, user_id, message)
     if action == "unsubscribe":
-        return _unsubscribe(connection_id, message)
+        return _unsubscribe(connection_id, user_id, message)
     raise ValidationError("unknown action; one of subscribe, unsubscribe, ping")
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     connection_id = event["requestContext"]["connectionId"]
     record = connections.connection(connection_id)

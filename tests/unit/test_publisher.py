@@ -18,14 +18,15 @@ from .conftest import OTHER, USER
 
 def subscribe_directly(env: Any, key: str, connection_id: str, user: str) -> None:
     """A connection and one subscription, as the ``$connect`` and ``subscribe`` handlers write them."""
-    table = env.table("CONNECTIONS_TABLE")
-    table.put_item(Item={"pk": f"conn#{connection_id}", "sk": "conn", "userId": user, "subs": {key}})
-    table.put_item(Item={"pk": key, "sk": connection_id, "userId": user})
+    _, kind, target = key.split("#", 2)
+    if connections.connection(connection_id) is None:
+        connections.save_connection(connection_id, user)
+    connections.subscribe(connection_id, user, kind, target)
 
 
 def connection_items(env: Any, connection_id: str) -> list[dict[str, Any]]:
     items = env.table("CONNECTIONS_TABLE").scan()["Items"]
-    return [item for item in items if item["pk"] == f"conn#{connection_id}" or item["sk"] == connection_id]
+    return [item for item in items if item["pk"] == f"conn#{connection_id}" or item["sk"].startswith(f"{connection_id}#")]
 
 
 def test_publish_numbers_events_from_one_without_gaps(aws):
@@ -162,12 +163,7 @@ def test_pushes_reach_only_the_owners_subscribers(aws):
 def test_a_gone_connection_is_forgotten_and_does_not_break_publishing(aws, monkeypatch):
     job = aws.put_job("job-gone")
     subscribe_directly(aws, "sub#job#job-gone", "c-gone", USER)
-    aws.table("CONNECTIONS_TABLE").put_item(Item={"pk": "sub#project#prj-x", "sk": "c-gone", "userId": USER})
-    aws.table("CONNECTIONS_TABLE").update_item(
-        Key={"pk": "conn#c-gone", "sk": "conn"},
-        UpdateExpression="ADD subs :k",
-        ExpressionAttributeValues={":k": {"sub#project#prj-x"}},
-    )
+    connections.subscribe("c-gone", USER, "project", "prj-x")
     subscribe_directly(aws, "sub#job#job-gone", "c-live", USER)
 
     management = core_aws.connections_client(settings().connections_url)
@@ -192,7 +188,7 @@ def test_a_gone_connection_is_forgotten_and_does_not_break_publishing(aws, monke
     assert connection_items(aws, "c-gone") == []
     assert len(connection_items(aws, "c-live")) == 2
     assert aws.pushed("c-live") == [event]
-    assert connections.subscribers(USER, ["sub#job#job-gone"]) == ["c-live"]
+    assert connections.subscribers(USER, [("job", "job-gone")]) == ["c-live"]
     # The next event no longer tries the gone connection.
     attempts.clear()
     publisher.publish(job, {"type": "job.log", "lines": ["again"]})

@@ -45,7 +45,7 @@ def send(connection_id: str, message: Any) -> dict[str, Any]:
 
 def items_of(env: Any, connection_id: str) -> list[dict[str, Any]]:
     items = env.table("CONNECTIONS_TABLE").scan()["Items"]
-    return [i for i in items if i["pk"] == f"conn#{connection_id}" or i["sk"] == connection_id]
+    return [i for i in items if i["pk"] == f"conn#{connection_id}" or i["sk"].startswith(f"{connection_id}#")]
 
 
 def test_connect_remembers_the_user(aws):
@@ -74,7 +74,7 @@ def test_subscribe_to_own_running_job(aws):
     send("c1", {"action": "subscribe", "jobId": "job-1"})
 
     assert aws.pushed("c1") == [{"type": "subscribed", "jobId": "job-1"}]
-    assert connections.subscribers(USER, ["sub#job#job-1"]) == ["c1"]
+    assert connections.subscribers(USER, [("job", "job-1")]) == ["c1"]
     # From now on the job's events reach the connection.
     event = publisher.publish(job, {"type": "job.log", "lines": ["hi"]})
     assert aws.pushed("c1")[-1] == event
@@ -111,7 +111,7 @@ def test_subscribe_to_another_users_job_is_not_found(aws):
     assert pushed[0]["error"]["message"].replace("job-theirs", "X") == pushed[1]["error"]["message"].replace(
         "job-that-does-not-exist", "X"
     )
-    assert connections.subscribers(USER, ["sub#job#job-theirs"]) == []
+    assert connections.subscribers(USER, [("job", "job-theirs")]) == []
     assert len(items_of(aws, "c1")) == 1  # the connection only
 
 
@@ -126,8 +126,8 @@ def test_subscribe_to_projects(aws):
     pushed = aws.pushed("c1")
     assert pushed[0] == {"type": "subscribed", "projectId": "prj-mine"}
     assert pushed[1]["type"] == "error" and pushed[1]["error"]["code"] == "NotFound"
-    assert connections.subscribers(USER, ["sub#project#prj-mine"]) == ["c1"]
-    assert connections.subscribers(USER, ["sub#project#prj-theirs"]) == []
+    assert connections.subscribers(USER, [("project", "prj-mine")]) == ["c1"]
+    assert connections.subscribers(USER, [("project", "prj-theirs")]) == []
 
 
 @pytest.mark.parametrize("body", ["not json", "", "[1, 2]", '"ping"', "{"])
@@ -159,7 +159,7 @@ def test_messages_the_server_cannot_take_get_an_error(aws, message):
     pushed = aws.pushed("c1")
     assert len(pushed) == 1 and pushed[0]["type"] == "error"
     assert pushed[0]["error"]["code"] == "ValidationError"
-    assert connections.subscribers(USER, ["sub#job#job-1"]) == []
+    assert connections.subscribers(USER, [("job", "job-1")]) == []
 
 
 def test_an_oversized_message_is_refused(aws):
@@ -177,7 +177,7 @@ def test_unsubscribe_removes_the_subscription(aws):
     send("c1", {"action": "unsubscribe", "jobId": "job-1"})
 
     assert aws.pushed("c1")[-1] == {"type": "unsubscribed", "jobId": "job-1"}
-    assert connections.subscribers(USER, ["sub#job#job-1"]) == []
+    assert connections.subscribers(USER, [("job", "job-1")]) == []
     assert not connections.connection("c1").get("subs")
     before = len(aws.pushed("c1"))
     publisher.publish(job, {"type": "job.log", "lines": ["unheard"]})
@@ -198,7 +198,7 @@ def test_disconnect_forgets_the_connection_and_its_subscriptions(aws):
     assert disconnect.handler(ws_event("c1", "$disconnect"), FakeContext()) == {"statusCode": 200}
 
     assert items_of(aws, "c1") == []
-    assert connections.subscribers(USER, ["sub#job#job-1"]) == ["c2"]
+    assert connections.subscribers(USER, [("job", "job-1")]) == ["c2"]
     # A second $disconnect (or one for a connection never stored) is harmless.
     assert disconnect.handler(ws_event("c1", "$disconnect"), FakeContext()) == {"statusCode": 200}
     assert disconnect.handler(ws_event("c-never", "$disconnect"), FakeContext()) == {"statusCode": 200}

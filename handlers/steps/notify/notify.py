@@ -39,7 +39,7 @@ def user_error(caught: dict[str, Any] | None) -> dict[str, Any]:
     return {"code": code, "message": str(message)[:1000] or code}
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     job = jobs.get(event["jobId"], consistent=True)

@@ -56,7 +56,7 @@ def _result(project_id: str, repo: Path) -> dict[str, Any]:
     }
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @job_step("init-repository", summary=lambda r: {"commit": r["commit"], "branches": r["branches"]})
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     project_id, job_id = event["projectId"], event["jobId"]

@@ -15,7 +15,7 @@ from core.steps import job_step
 logger = Logger()
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @job_step("record-project", summary=lambda r: {"projectId": r["projectId"]})
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     params, repository = event["params"], event["repository"]

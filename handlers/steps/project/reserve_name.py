@@ -22,7 +22,7 @@ from core.steps import job_step
 logger = Logger()
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @job_step("reserve-name", summary=lambda r: {"name": r["name"]})
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     name = event["params"]["name"]

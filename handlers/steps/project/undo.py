@@ -54,7 +54,7 @@ def _delete_prefix(prefix: str) -> int:
     return deleted
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @job_step("undo", summary=lambda r: r)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     project_id = event["projectId"]

@@ -17,7 +17,7 @@ from steps.project.workspace import s3_prefix
 logger = Logger()
 
 
-@logger.inject_lambda_context
+@logger.inject_lambda_context(clear_state=True)
 @job_step("write-scaffold", summary=lambda r: {"files": r["files"], "s3Prefix": r["s3Prefix"]})
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     params = event["params"]
