@@ -75,8 +75,8 @@ def cmd_local_up(args: argparse.Namespace) -> int:
     del local_secret
     try:
         while not stop.wait(0.5):
-            if cloud.moto is not None and cloud.moto.poll() is not None:
-                print("the AWS endpoint (moto) exited; stopping", file=sys.stderr)
+            if cloud.exited():
+                print("a part of the local cloud (moto) exited; stopping", file=sys.stderr)
                 return 1
     finally:
         print("longrun local cloud: stopping…", flush=True)

@@ -11,7 +11,7 @@ import re
 import uuid
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -25,7 +25,6 @@ from core.config import state_machine_arn
 from core.errors import ApiError, Conflict, NotFound, PayloadTooLarge, ServiceUnavailable, Throttled, ValidationError
 
 logger = Logger()
-tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayRestResolver()
 
@@ -157,7 +156,6 @@ def _with_defaults(job_type: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 @app.post("/jobs")
-@tracer.capture_method
 def start_job() -> Response:
     user_id = _user()
     body = _body()
@@ -195,8 +193,6 @@ def _start(
 ) -> dict[str, Any]:
     """Write the job, then start its execution; a job whose start fails is closed ``FAILED``."""
     if job_type == "create-project":
-        if projects.name_reservation(user_id, params["name"]):
-            raise Conflict(f"you already have a project named {params['name']!r}")
         project_id = "prj-" + uuid.uuid4().hex[:16]
     name = _execution_name(job_type, params.get("name", project_id or ""), job_id)
     created = now_iso()
@@ -214,7 +210,12 @@ def _start(
     }
     if project_id:
         job["projectId"] = project_id
-    jobs.put_new(job)
+    if job_type == "create-project":
+        # One write: the job, only while the name is free (the workflow's ReserveName settles a race).
+        if not jobs.put_new_unless(job, projects.name_key(user_id, params["name"])):
+            raise Conflict(f"you already have a project named {params['name']!r}")
+    else:
+        jobs.put_new(job)
     try:
         aws.client("stepfunctions").start_execution(
             stateMachineArn=machine,
@@ -317,7 +318,6 @@ def not_found(_: Exception) -> Response:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
-@tracer.capture_lambda_handler
 @metrics.log_metrics
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return app.resolve(event, context)

@@ -25,6 +25,39 @@ def put_new(item: dict[str, Any]) -> None:
     _table().put_item(Item=item, ConditionExpression="attribute_not_exists(jobId)")
 
 
+def put_new_unless(item: dict[str, Any], taken_key: dict[str, str]) -> bool:
+    """Write a new job only if the projects table has no item at ``taken_key``; False if it has."""
+    from botocore.exceptions import ClientError
+
+    from core.records import to_dynamo
+
+    try:
+        aws.client("dynamodb").transact_write_items(
+            TransactItems=[
+                {
+                    "Put": {
+                        "TableName": settings().jobs_table,
+                        "Item": {k: to_dynamo(v) for k, v in item.items()},
+                        "ConditionExpression": "attribute_not_exists(jobId)",
+                    }
+                },
+                {
+                    "ConditionCheck": {
+                        "TableName": settings().projects_table,
+                        "Key": {k: to_dynamo(v) for k, v in taken_key.items()},
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            ]
+        )
+        return True
+    except ClientError as e:
+        reasons = e.response.get("CancellationReasons") or []
+        if len(reasons) > 1 and reasons[1].get("Code") == "ConditionalCheckFailed":
+            return False
+        raise
+
+
 def get(job_id: str, *, consistent: bool = False) -> dict[str, Any] | None:
     item = _table().get_item(Key={"jobId": job_id}, ConsistentRead=consistent).get("Item")
     return plain(item) if item else None

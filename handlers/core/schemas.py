@@ -8,12 +8,13 @@ from __future__ import annotations
 import json
 from functools import cache
 from pathlib import Path
-from typing import Any
-
-from jsonschema import Draft202012Validator
-from jsonschema.exceptions import ValidationError as SchemaViolation
+from typing import TYPE_CHECKING, Any
 
 from core.config import settings
+
+if TYPE_CHECKING:  # jsonschema is imported on first use: read-only routes never pay for it at cold start
+    from jsonschema import Draft202012Validator
+    from jsonschema.exceptions import ValidationError as SchemaViolation
 
 
 def _schemas_dir() -> Path:
@@ -28,6 +29,8 @@ def load(relative: str) -> dict[str, Any]:
 
 @cache
 def _validator(relative: str) -> Draft202012Validator:
+    from jsonschema import Draft202012Validator
+
     schema = load(relative)
     Draft202012Validator.check_schema(schema)
     return Draft202012Validator(schema, format_checker=Draft202012Validator.FORMAT_CHECKER)

@@ -1,10 +1,15 @@
 """The local cloud's AWS endpoint: moto in server mode, with Step Functions executing for real.
 
-Runs in a process of its own (moto's engine runs executions in threads of this process, so it is
-kept away from the API fronts and the Lambda workers). One thing moto cannot do is run Lambda
-functions without Docker, so the Lambda Invoke path is answered by the local Lambda runtime:
-a WSGI layer in front of moto's app forwards ``POST /2015-03-31/functions/{name}/invocations``
-to it, and moto's engine, boto3 and the AWS CLI all reach functions the way they would on AWS.
+Runs in a process of its own: moto's engine runs executions in threads of this process, so it is
+kept away from the API fronts and the Lambda workers. Two kinds of request are not moto's here:
+
+* **Lambda invocations.** moto runs functions in Docker only, so ``POST
+  /2015-03-31/functions/{name}/invocations`` goes to the local Lambda runtime; moto's engine,
+  boto3 and the AWS CLI reach functions the way they would on AWS.
+* **DynamoDB, when it has a process of its own** (``--dynamodb-url``): the job store's traffic
+  is most of what a job costs, so ``longrun local up`` gives DynamoDB its own moto process (its
+  own interpreter lock, the second core) and forwards DynamoDB requests made here to it. The
+  functions reach it directly, through boto3's ``AWS_ENDPOINT_URL_DYNAMODB``.
 
 Started by ``longrun local up``; prints ``{"port": N}`` on stdout once it serves.
 """
@@ -28,59 +33,81 @@ from urllib.parse import urlsplit
 from longrun.local import moto_fixes
 
 _INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
-_FORWARDED_HEADERS = ("Content-Type", "X-Amz-Invocation-Type", "X-Amz-Log-Type", "X-Amz-Client-Context")
+_HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host", "content-length"})
 
 
-class LambdaInvokeRouter:
-    """WSGI middleware: Lambda invocations go to the local Lambda runtime, the rest to moto.
+class _Upstream:
+    """Another local HTTP endpoint that answers a kind of AWS request for this one."""
 
-    DynamoDB requests reach moto one at a time, as atomic as DynamoDB makes them (see moto_fixes).
+    def __init__(self, url: str, name: str) -> None:
+        target = urlsplit(url)
+        self.host, self.port, self.name = target.hostname or "127.0.0.1", target.port or 80, name
+        self._local = threading.local()
+
+    def _connection(self) -> http.client.HTTPConnection:
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = self._local.connection = http.client.HTTPConnection(self.host, self.port, timeout=960)
+        return connection
+
+    def forward(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        headers = {
+            key[5:].replace("_", "-").title(): value
+            for key, value in environ.items()
+            if key.startswith("HTTP_") and key[5:].replace("_", "-").lower() not in _HOP_BY_HOP
+        }
+        if environ.get("CONTENT_TYPE"):
+            headers["Content-Type"] = environ["CONTENT_TYPE"]
+        path = environ.get("RAW_URI") or (
+            environ["PATH_INFO"] + (("?" + environ["QUERY_STRING"]) if environ.get("QUERY_STRING") else "")
+        )
+        for attempt in (1, 2):  # a kept-alive connection the other side closed is retried once
+            connection = self._connection()
+            try:
+                connection.request(environ["REQUEST_METHOD"], path, body=body, headers=headers)
+                response = connection.getresponse()
+                payload = response.read()
+                break
+            except OSError as e:
+                connection.close()
+                self._local.connection = None
+                if attempt == 2:
+                    start_response(
+                        "502 Bad Gateway",
+                        [("Content-Type", "application/json"), ("x-amzn-ErrorType", "ServiceException")],
+                    )
+                    message = f"the local {self.name} is unreachable: {e}"
+                    return [json.dumps({"Type": "Service", "message": message}).encode()]
+        start_response(
+            f"{response.status} {response.reason}",
+            [(k, v) for k, v in response.getheaders() if k.lower() not in _HOP_BY_HOP],
+        )
+        return [payload]
+
+
+class LocalAwsApp:
+    """WSGI app: moto, with Lambda invocations (and DynamoDB, if it has its own process) sent on.
+
+    DynamoDB requests that moto answers here reach it one at a time, as atomic as DynamoDB makes
+    them (see :mod:`longrun.local.moto_fixes`).
     """
 
-    def __init__(self, moto_app: Callable[..., Iterable[bytes]], lambda_url: str) -> None:
+    def __init__(self, moto_app: Callable[..., Iterable[bytes]], lambda_url: str, dynamodb_url: str | None) -> None:
         self.moto_app = moto_app
-        target = urlsplit(lambda_url)
-        self.host, self.port = target.hostname or "127.0.0.1", target.port or 80
+        self.lambda_runtime = _Upstream(lambda_url, "Lambda runtime")
+        self.dynamodb = _Upstream(dynamodb_url, "DynamoDB") if dynamodb_url else None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("REQUEST_METHOD") == "POST" and _INVOKE.match(environ.get("PATH_INFO", "")):
-            return self._forward(environ, start_response)
+            return self.lambda_runtime.forward(environ, start_response)
         if moto_fixes.is_dynamodb_request(environ):
+            if self.dynamodb is not None:
+                return self.dynamodb.forward(environ, start_response)
             with moto_fixes.dynamodb_request_lock():
                 return list(self.moto_app(environ, start_response))
         return self.moto_app(environ, start_response)
-
-    def _forward(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
-        headers = {}
-        for name in _FORWARDED_HEADERS:
-            value = environ.get("HTTP_" + name.upper().replace("-", "_")) or (
-                environ.get("CONTENT_TYPE") if name == "Content-Type" else None
-            )
-            if value:
-                headers[name] = value
-        path = environ["PATH_INFO"] + (("?" + environ["QUERY_STRING"]) if environ.get("QUERY_STRING") else "")
-        connection = http.client.HTTPConnection(self.host, self.port, timeout=960)
-        try:
-            connection.request("POST", path, body=body, headers=headers)
-            response = connection.getresponse()
-            payload = response.read()
-            start_response(
-                f"{response.status} {response.reason}",
-                [(k, v) for k, v in response.getheaders() if k.lower() not in ("transfer-encoding", "connection")],
-            )
-            return [payload]
-        except OSError as e:
-            start_response(
-                "502 Bad Gateway",
-                [("Content-Type", "application/json"), ("x-amzn-ErrorType", "ServiceException")],
-            )
-            return [
-                json.dumps({"Type": "Service", "message": f"the local Lambda runtime is unreachable: {e}"}).encode()
-            ]
-        finally:
-            connection.close()
 
 
 def _exit_with_parent() -> None:
@@ -99,7 +126,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="longrun-local-aws")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--lambda-url", required=True)
+    parser.add_argument("--lambda-url", required=True, help="where Lambda invocations go")
+    parser.add_argument("--dynamodb-url", help="where DynamoDB requests go (else moto answers them here)")
     args = parser.parse_args(argv)
 
     from moto.core.config import default_user_config
@@ -109,7 +137,7 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     moto_fixes.install()
     default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
-    app = LambdaInvokeRouter(DomainDispatcherApplication(create_backend_app), args.lambda_url)
+    app = LocalAwsApp(DomainDispatcherApplication(create_backend_app), args.lambda_url, args.dynamodb_url)
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     # moto's service integrations (Step Functions → Lambda, SQS, DynamoDB) call back on MOTO_PORT.
     os.environ["MOTO_PORT"] = str(server.server_port)

@@ -2,7 +2,8 @@
 
 Parts, each in its place:
 
-* the AWS endpoint — moto in server mode, in its own process (:mod:`longrun.local.aws_server`);
+* the AWS endpoint — moto in server mode, in its own process (:mod:`longrun.local.aws_server`),
+  and DynamoDB in a second one, since the job store's traffic is most of what a job costs;
 * Lambda — warm worker processes per function (:mod:`longrun.local.lambda_runtime`), reached
   through the control plane (:mod:`longrun.local.control_plane`);
 * API Gateway — the REST front and the WebSocket front, in this process;
@@ -71,7 +72,9 @@ class LocalCloud:
         self.options = options
         self.data_dir = options.data_dir.resolve()
         self.moto: subprocess.Popen[str] | None = None
+        self._processes: list[subprocess.Popen[str]] = []
         self.aws_url = ""
+        self.dynamodb_url = ""
         self.runtime: LambdaRuntime | None = None
         self.control: ControlPlane | None = None
         self.rest: RestFront | None = None
@@ -118,34 +121,35 @@ class LocalCloud:
             self.stop()
             raise
 
-    def _start_moto(self, lambda_url: str) -> None:
-        self.moto = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "longrun.local.aws_server",
-                "--host",
-                self.options.host,
-                "--port",
-                str(self.options.aws_port),
-                "--lambda-url",
-                lambda_url,
-            ],
+    def _start_aws_process(
+        self, name: str, port: int, lambda_url: str, dynamodb_url: str | None = None
+    ) -> tuple[subprocess.Popen[str], str]:
+        command = [sys.executable, "-m", "longrun.local.aws_server", "--host", self.options.host, "--port", str(port)]
+        command += ["--lambda-url", lambda_url] + (["--dynamodb-url", dynamodb_url] if dynamodb_url else [])
+        log = self.data_dir / "logs" / f"{name}.log"
+        process = subprocess.Popen(
+            command,
             stdout=subprocess.PIPE,
-            stderr=open(self.data_dir / "logs" / "aws.log", "ab"),  # noqa: SIM115
+            stderr=open(log, "ab"),  # noqa: SIM115 - the child owns it
             text=True,
             env={**os.environ, **LOCAL_CREDENTIALS, "MOTO_CALL_RESET_API": "false"},
         )
-        assert self.moto.stdout is not None
-        line = self.moto.stdout.readline()
+        self._processes.append(process)
+        assert process.stdout is not None
+        line = process.stdout.readline()
         if not line:
-            raise RuntimeError(f"the AWS endpoint did not start; see {self.data_dir / 'logs' / 'aws.log'}")
-        port = json.loads(line)["port"]
-        self.aws_url = f"http://{self.options.host}:{port}"
+            raise RuntimeError(f"the local {name} endpoint did not start; see {log}")
+        return process, f"http://{self.options.host}:{json.loads(line)['port']}"
+
+    def _start_moto(self, lambda_url: str) -> None:
+        """DynamoDB first, in a process of its own; then the AWS endpoint, which forwards to it."""
+        _, self.dynamodb_url = self._start_aws_process("dynamodb", 0, lambda_url)
+        self.moto, self.aws_url = self._start_aws_process("aws", self.options.aws_port, lambda_url, self.dynamodb_url)
         deadline = time.monotonic() + 30
         while True:
             try:
                 self.client("sts").get_caller_identity()
+                self.client("dynamodb").list_tables()
                 break
             except Exception:
                 if time.monotonic() > deadline:
@@ -156,6 +160,8 @@ class LocalCloud:
         endpoint = self.aws_url
         if service == "stepfunctions" and self.options.stepfunctions_endpoint:
             endpoint = self.options.stepfunctions_endpoint
+        elif service == "dynamodb" and self.dynamodb_url:
+            endpoint = self.dynamodb_url
         return boto3.client(
             service,
             endpoint_url=endpoint,
@@ -179,6 +185,8 @@ class LocalCloud:
             "AWS_REGION": self.options.region,
             "AWS_DEFAULT_REGION": self.options.region,
             "AWS_ENDPOINT_URL": self.aws_url,
+            # DynamoDB has a process of its own (see aws_server); boto3 reads this before the above.
+            "AWS_ENDPOINT_URL_DYNAMODB": self.dynamodb_url,
             "LONGRUN_ACCOUNT_ID": ACCOUNT_ID,
             # No X-Ray daemon locally: Powertools Tracer would only warn on every segment.
             "POWERTOOLS_TRACE_DISABLED": "true",
@@ -221,6 +229,10 @@ class LocalCloud:
             endpoints["stepfunctions"] = self.options.stepfunctions_endpoint
         return endpoints
 
+    def exited(self) -> bool:
+        """Whether a process the cloud depends on has exited under it."""
+        return any(process.poll() is not None for process in self._processes)
+
     # --- stop ---------------------------------------------------------------------------------
 
     def stop(self) -> None:
@@ -232,11 +244,13 @@ class LocalCloud:
                     log.exception("stopping %s failed", type(part).__name__)
         if self.runtime is not None:
             self.runtime.close()
-        if self.moto is not None and self.moto.poll() is None:
-            self.moto.terminate()
+        for process in self._processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self._processes:
             try:
-                self.moto.wait(timeout=10)
+                process.wait(timeout=10)
             except subprocess.TimeoutExpired:
-                self.moto.kill()
+                process.kill()
         if self.options.endpoints_file and self.options.endpoints_file.exists():
             self.options.endpoints_file.unlink()

@@ -26,7 +26,9 @@ def subscribe_directly(env: Any, key: str, connection_id: str, user: str) -> Non
 
 def connection_items(env: Any, connection_id: str) -> list[dict[str, Any]]:
     items = env.table("CONNECTIONS_TABLE").scan()["Items"]
-    return [item for item in items if item["pk"] == f"conn#{connection_id}" or item["sk"].startswith(f"{connection_id}#")]
+    return [
+        item for item in items if item["pk"] == f"conn#{connection_id}" or item["sk"].startswith(f"{connection_id}#")
+    ]
 
 
 def test_publish_numbers_events_from_one_without_gaps(aws):

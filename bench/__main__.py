@@ -1,0 +1,115 @@
+"""``make bench``: run the benchmarks on one local cloud and print the table of figures.
+
+    python -m bench                 # every benchmark, at least 3 rounds each where time allows
+    python -m bench --quick         # 1 round, smaller counts: a smoke run
+    python -m bench --only accept   # one benchmark (repeat --only for more)
+
+The order is chosen for a reason: handler imports first, on a machine with nothing else running;
+then the benchmarks that create jobs, those whose figures include job-event writes first: moto
+copies a whole table on every ``TransactWriteItems``, so each job's writes cost more as the run
+adds rows (the report prints the tables' rows and the cost of that write before each benchmark).
+Accept latency comes last because the accept path writes no transaction. The table is also
+written to ``bench/results/latest.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import accept, completion, imports, throughput
+from bench.cloud import Cloud, cores
+from bench.report import Section, render
+
+RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"
+CLOUD_BENCHMARKS = ("completion", "throughput", "accept")
+ALL = ("imports", *CLOUD_BENCHMARKS)
+
+
+def say(message: str) -> None:
+    """Progress on stderr: a full run takes minutes, and the table goes to stdout."""
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _timed(name: str, body: Callable[[], Section]) -> Section:
+    started = time.monotonic()
+    try:
+        section = body()
+    except Exception as e:  # one broken benchmark must not hide the figures of the others
+        traceback.print_exc()
+        section = Section(name, notes=[f"FAILED: {type(e).__name__}: {e}"])
+    section.seconds = time.monotonic() - started
+    say(f"{name}: done in {section.seconds:.0f} s")
+    return section
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="1 round and small counts: a smoke run")
+    parser.add_argument("--only", action="append", choices=ALL, metavar="NAME",
+                        help=f"run only this benchmark (one of {', '.join(ALL)}); repeatable")  # fmt: skip
+    parser.add_argument("--keep", action="store_true", help="keep the local cloud's data directory and logs")
+    args = parser.parse_args(argv)
+    chosen = [name for name in ALL if not args.only or name in args.only]
+    quick = args.quick
+    started = time.monotonic()
+    sections: list[Section] = []
+
+    if "imports" in chosen:
+        settings = imports.Settings.quick() if quick else imports.Settings()
+        sections.append(_timed("handler import time", lambda: imports.run(settings, say)))
+
+    cloud_note = ""
+    if any(name in CLOUD_BENCHMARKS for name in chosen):
+        say("starting longrun local up")
+        t = time.monotonic()
+        cloud = Cloud.start()
+        cloud_note = f"local cloud: started in {time.monotonic() - t:.1f} s"
+        say(cloud_note + f" (data and logs in {cloud.workdir})")
+        try:
+            for name in CLOUD_BENCHMARKS:
+                if name not in chosen:
+                    continue
+                state = cloud.state_note()
+                if name == "completion":
+                    s = completion.Settings.quick() if quick else completion.Settings()
+                    section = _timed("completion latency", lambda s=s: completion.run(cloud, s, say))
+                elif name == "accept":
+                    s = accept.Settings.quick() if quick else accept.Settings()
+                    section = _timed("accept latency", lambda s=s: accept.run(cloud, s, say))
+                else:
+                    s = throughput.Settings.quick() if quick else throughput.Settings()
+                    section = _timed("throughput", lambda s=s: throughput.run(cloud, s, say))
+                section.notes.append(f"state before: {state}")
+                sections.append(section)
+            cloud_note += f"; at the end: {cloud.state_note()}"
+        finally:
+            say("stopping the local cloud (SIGTERM)")
+            stop_seconds = cloud.stop(keep=args.keep)
+            cloud_note += f"; stopped in {stop_seconds:.1f} s after SIGTERM"
+            if args.keep:
+                cloud_note += f"; data and logs kept in {cloud.workdir}"
+
+    total = time.monotonic() - started
+    preamble = [
+        f"## longrun benchmarks — {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        "",
+        f"{'quick (smoke) run' if quick else 'full run'}; {platform.node()}, {cores()} cores, "
+        f"Python {platform.python_version()}; total {total:.0f} s" + (f"; {cloud_note}" if cloud_note else ""),
+    ]
+    text = render(sections, preamble)
+    print(text)
+    RESULTS.parent.mkdir(parents=True, exist_ok=True)
+    RESULTS.write_text(text)
+    say(f"written to {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}")
+    return 1 if any(note.startswith("FAILED") for s in sections for note in s.notes) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
