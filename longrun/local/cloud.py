@@ -115,8 +115,9 @@ class LocalCloud:
             self.control.websocket = self.websocket
             self.rest.start()
             self.websocket.start()
-            if o.endpoints_file:
-                self._write_endpoints(o.endpoints_file)
+            # Always in the data directory too, where `longrun jobs` looks by default.
+            for path in self._endpoints_files():
+                self._write_endpoints(path)
         except BaseException:
             self.stop()
             raise
@@ -252,5 +253,11 @@ class LocalCloud:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
-        if self.options.endpoints_file and self.options.endpoints_file.exists():
-            self.options.endpoints_file.unlink()
+        for path in self._endpoints_files():
+            path.unlink(missing_ok=True)
+
+    def _endpoints_files(self) -> list[Path]:
+        files = [self.data_dir / "endpoints.json"]
+        if self.options.endpoints_file and self.options.endpoints_file.resolve() != files[0]:
+            files.append(self.options.endpoints_file)
+        return files
