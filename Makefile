@@ -33,7 +33,7 @@ bench: $(STAMP)
 
 ## up: the local cloud in the foreground (Ctrl-C stops it).
 up: $(STAMP)
-	$(BIN)/longrun local up --endpoints-file .longrun/endpoints.json
+	$(BIN)/longrun local up
 
 ## deploy: build and deploy the stack to AWS with the SAM CLI (needs AWS credentials and `sam`).
 deploy:

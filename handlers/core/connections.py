@@ -100,6 +100,9 @@ def subscribers(user_id: str, targets: list[tuple[str, str]]) -> list[str]:
     kwargs: dict[str, Any] = {
         "KeyConditionExpression": "pk = :pk",
         "ExpressionAttributeValues": {":pk": f"sub#{user_id}"},
+        # Strongly consistent, like the subscribe handler's read of the job: a subscription made
+        # while a job closes is either seen here or sees the closed job, never neither.
+        "ConsistentRead": True,
         "ProjectionExpression": "#c, #k, #t",
         "ExpressionAttributeNames": {"#c": "connectionId", "#k": "kind", "#t": "targetId"},
     }

@@ -63,9 +63,9 @@ def get(job_id: str, *, consistent: bool = False) -> dict[str, Any] | None:
     return plain(item) if item else None
 
 
-def get_owned(job_id: str, user_id: str) -> dict[str, Any] | None:
+def get_owned(job_id: str, user_id: str, *, consistent: bool = False) -> dict[str, Any] | None:
     """The job if it belongs to ``user_id``: another user's job is indistinguishable from none."""
-    job = get(job_id)
+    job = get(job_id, consistent=consistent)
     return job if job and job.get("userId") == user_id else None
 
 

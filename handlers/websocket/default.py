@@ -41,15 +41,16 @@ def _subscribe(connection_id: str, user_id: str, message: dict[str, Any]) -> lis
     kind, target_id = _target(message)
     field = "jobId" if kind == "job" else "projectId"
     if kind == "job":
-        job = jobs.get_owned(target_id, user_id)
-        if job is None:
+        if jobs.get_owned(target_id, user_id) is None:
             raise NotFound(f"job {target_id} not found")
     elif not _owns_project(user_id, target_id):
         raise NotFound(f"project {target_id} not found")
     connections.subscribe(connection_id, user_id, kind, target_id)
     replies: list[dict[str, Any]] = [{"type": "subscribed", field: target_id}]
-    if kind == "job" and job["status"] in jobs.FINAL_STATUSES:
-        # A late or reconnecting client still learns how its job ended.
+    if kind == "job":
+        # A late or reconnecting client still learns how its job ended. Read after the
+        # subscription is written (the publisher reads subscriptions after it writes the end),
+        # so a job that closes meanwhile is pushed by one side or found here: never neither.
         last = publisher.last_event(target_id)
         if last and last.get("type") == "job.finished":
             replies.append(last)

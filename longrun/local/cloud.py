@@ -43,6 +43,9 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TEMPLATE = REPO_ROOT / "infra" / "template.yaml"
 DEFAULT_SECRET = "longrun-local-development-secret"
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
+# Functions no API Gateway route or authorizer calls (workflow steps) yield the CPU to those that
+# a client is waiting on: see FunctionSpec.niceness.
+BACKGROUND_NICENESS = 10
 # Functions the first request needs; the rest warm up in the background.
 _WARM_FIRST = ("api.", "websocket.")
 
@@ -105,7 +108,10 @@ class LocalCloud:
                 aws=self.client,
             ).build()
             self._put_token_secret()
+            behind_apis = self.stack.api_functions()
             for spec in self.stack.functions:
+                if spec.name not in behind_apis:
+                    spec.niceness = BACKGROUND_NICENESS
                 self.runtime.add(spec)
             self._warm()
             if self.stack.rest_api is None or self.stack.websocket_api is None:

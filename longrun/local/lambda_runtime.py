@@ -41,6 +41,9 @@ class FunctionSpec:
     memory: int = 128
     environment: dict[str, str] = field(default_factory=dict)
     concurrency: int = 8
+    # Scheduling niceness of its processes. On AWS a function behind API Gateway never waits for
+    # CPU behind a workflow's steps; on two shared cores the local cloud asks the kernel for that.
+    niceness: int = 0
 
 
 @dataclass
@@ -73,7 +76,12 @@ class _Worker:
         log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "longrun.local.lambda_worker"],
+            [
+                *(["nice", "-n", str(spec.niceness)] if spec.niceness else []),
+                sys.executable,
+                "-m",
+                "longrun.local.lambda_worker",
+            ],
             stdin=subprocess.PIPE,
             stdout=self._log,
             stderr=subprocess.STDOUT,

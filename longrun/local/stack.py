@@ -111,6 +111,18 @@ class Stack:
     physical: dict[str, str] = field(default_factory=dict)
     efs_root: Path | None = None
 
+    def api_functions(self) -> set[str]:
+        """Names of the functions a client waits on: API integrations and authorizers."""
+        names: set[str] = set()
+        if self.rest_api:
+            names |= {route.function for route in self.rest_api.routes}
+            names |= {authorizer.function for authorizer in self.rest_api.authorizers.values()}
+        if self.websocket_api:
+            names |= set(self.websocket_api.routes.values())
+            if self.websocket_api.connect_authorizer:
+                names.add(self.websocket_api.connect_authorizer)
+        return names
+
 
 def _short_id(*parts: str, length: int = 10) -> str:
     return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]

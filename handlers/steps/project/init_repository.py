@@ -42,7 +42,10 @@ def _download(prefix: str, into: Path) -> int:
                 logger.warning("skipping a key that is not a file path", extra={"key": obj["Key"]})
                 continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            s3.download_file(settings().projects_bucket, obj["Key"], str(target))
+            body = s3.get_object(Bucket=settings().projects_bucket, Key=obj["Key"])["Body"]
+            with open(target, "wb") as f:
+                for chunk in body.iter_chunks(1024 * 1024):
+                    f.write(chunk)
             count += 1
     return count
 
