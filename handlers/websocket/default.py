@@ -45,8 +45,11 @@ def _subscribe(connection_id: str, user_id: str, message: dict[str, Any]) -> lis
             raise NotFound(f"job {target_id} not found")
     elif not _owns_project(user_id, target_id):
         raise NotFound(f"project {target_id} not found")
+    # The confirmation goes out before the subscription takes effect, so that it is the first
+    # message about the target a client sees; an event published in between shows as a seq gap.
+    connections.send(connection_id, {"type": "subscribed", field: target_id})
     connections.subscribe(connection_id, user_id, kind, target_id)
-    replies: list[dict[str, Any]] = [{"type": "subscribed", field: target_id}]
+    replies: list[dict[str, Any]] = []
     if kind == "job":
         # A late or reconnecting client still learns how its job ended. Read after the
         # subscription is written (the publisher reads subscriptions after it writes the end),
