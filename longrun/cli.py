@@ -30,7 +30,7 @@ def _client(args: argparse.Namespace) -> Client:
 
 
 def cmd_local_up(args: argparse.Namespace) -> int:
-    from longrun.local.cloud import LocalCloud, Options, local_secret
+    from longrun.local.cloud import LocalCloud, Options
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     options = Options(
@@ -72,7 +72,6 @@ def cmd_local_up(args: argparse.Namespace) -> int:
   Ready. Ctrl-C stops every part.""",
         flush=True,
     )
-    del local_secret
     try:
         while not stop.wait(0.5):
             if cloud.exited():

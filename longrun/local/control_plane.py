@@ -16,7 +16,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
-from longrun.local.http_util import Handler, Server
+from longrun.local.http_util import Handler, Service
 from longrun.local.lambda_runtime import LambdaRuntime, Throttled
 
 if TYPE_CHECKING:
@@ -35,7 +35,9 @@ def _aws_error(handler: Handler, status: int, code: str, message: str) -> None:
     )
 
 
-class ControlPlane:
+class ControlPlane(Service):
+    name = "control-plane"
+
     def __init__(self, host: str, port: int, runtime: LambdaRuntime | None = None) -> None:
         self.runtime = runtime
         self.websocket: WebSocketFront | None = None
@@ -51,16 +53,7 @@ class ControlPlane:
             def do_DELETE(self) -> None:
                 plane.connections(self, "DELETE")
 
-        self.server = Server((host, port), RequestHandler)
-        self.port = self.server.server_address[1]
-        self.url = f"http://{host}:{self.port}"
-
-    def start(self) -> None:
-        threading.Thread(target=self.server.serve_forever, name="control-plane", daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(host, port, RequestHandler)
 
     def post(self, handler: Handler) -> None:
         match = _INVOKE.match(handler.path.split("?", 1)[0])

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -46,3 +47,21 @@ class Handler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(data)
+
+
+class Service:
+    """One HTTP endpoint of the local cloud, served from a thread of this process."""
+
+    name = "http"
+
+    def __init__(self, host: str, port: int, handler: type[Handler]) -> None:
+        self.server = Server((host, port), handler)
+        self.port = self.server.server_address[1]
+        self.url = f"http://{host}:{self.port}"
+
+    def start(self) -> None:
+        threading.Thread(target=self.server.serve_forever, name=self.name, daemon=True).start()
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()

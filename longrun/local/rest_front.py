@@ -17,7 +17,7 @@ import uuid
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from longrun.local.http_util import Handler, Server
+from longrun.local.http_util import Handler, Service
 from longrun.local.lambda_runtime import LambdaRuntime, Throttled
 from longrun.local.stack import ACCOUNT_ID, RestApiSpec, RestAuthorizer, RestRoute
 from longrun.local.throttle import TokenBucket
@@ -44,7 +44,9 @@ class _Refusal(Exception):
         self.message = message
 
 
-class RestFront:
+class RestFront(Service):
+    name = "rest-front"
+
     def __init__(self, host: str, port: int, spec: RestApiSpec, runtime: LambdaRuntime, region: str) -> None:
         self.spec = spec
         self.runtime = runtime
@@ -66,16 +68,7 @@ class RestFront:
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _any
 
-        self.server = Server((host, port), RequestHandler)
-        self.port = self.server.server_address[1]
-        self.url = f"http://{host}:{self.port}"
-
-    def start(self) -> None:
-        threading.Thread(target=self.server.serve_forever, name="rest-front", daemon=True).start()
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(host, port, RequestHandler)
 
     # --- API Gateway's own answers ------------------------------------------------------------
 

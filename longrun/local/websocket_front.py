@@ -20,7 +20,6 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
@@ -277,6 +276,3 @@ def _status_of(outcome: Any) -> int:
         return int((payload or {}).get("statusCode", 200))
     except (ValueError, TypeError, AttributeError):
         return 200
-
-
-__all__ = ["Headers", "WebSocketFront"]
