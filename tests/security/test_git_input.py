@@ -79,7 +79,7 @@ def test_forbidden_addresses(address, forbidden):
 def test_ref_check_agrees_with_git_check_ref_format(monkeypatch):
     """On a few thousand generated names, ours and git's agree (ours also refuses a leading '-')."""
     monkeypatch.undo()  # this test runs git on purpose
-    alphabet = [*"ab/.-_@{}~^:?*[\\ ", "lock", "..", "é", "\t"]
+    alphabet = [*"abc/.-_@{}~^:?*[\\ ", "main", "/x", ".lock", "..", "@{", "é", "\t"]
     rng = random.Random(20261126)
     names = {"".join(rng.choice(alphabet) for _ in range(rng.randint(1, 8))) for _ in range(3000)}
     names = sorted(n for n in names if not n.startswith("-"))
