@@ -1,0 +1,120 @@
+"""The hardened git runner: what a URL or a repository could make git do, it does not."""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import shutil
+import socket
+import subprocess
+import threading
+from pathlib import Path
+
+import pytest
+
+from steps.git.runner import GitFailed, GitTimedOut, Progress, Throttle, parse_progress, run
+
+pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+
+
+def _plain_git(*args: str, cwd: Path) -> None:
+    subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True,
+                   env={"PATH": "/usr/bin:/bin", "HOME": str(cwd), "GIT_CONFIG_NOSYSTEM": "1",
+                        "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+                        "GIT_COMMITTER_EMAIL": "t@t"})  # fmt: skip
+
+
+@pytest.fixture
+def served_repo(tmp_path):
+    """A bare repository served over git's dumb HTTP protocol on 127.0.0.1."""
+    work = tmp_path / "work"
+    work.mkdir()
+    _plain_git("init", "-q", "-b", "main", cwd=work)
+    (work / "README.md").write_text("hello\n")
+    _plain_git("add", ".", cwd=work)
+    _plain_git("commit", "-q", "-m", "first", cwd=work)
+    root = tmp_path / "served"
+    root.mkdir()
+    _plain_git("clone", "-q", "--bare", str(work), str(root / "repo.git"), cwd=tmp_path)
+    _plain_git("update-server-info", cwd=root / "repo.git")
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/repo.git"
+    server.shutdown()
+
+
+def test_clone_over_http_of_an_allowed_host(served_repo, tmp_path):
+    run(["clone", "--", served_repo, "copy"], tmp_path, home=tmp_path, timeout=30, allow_http=True)
+    assert (tmp_path / "copy" / "README.md").read_text() == "hello\n"
+
+
+def test_http_is_refused_unless_allowed(served_repo, tmp_path):
+    with pytest.raises(GitFailed):
+        run(["clone", "--", served_repo, "copy"], tmp_path, home=tmp_path, timeout=30)
+    assert not (tmp_path / "copy").exists()
+
+
+@pytest.mark.parametrize("url", ["ext::sh -c touch% {canary}", "file://{root}", "{root}"])
+def test_dangerous_transports_are_refused_by_git_itself(tmp_path, url):
+    """Defence in depth: even a URL that slipped past the checks cannot run a command or read files."""
+    canary = tmp_path / "canary"
+    repo = tmp_path / "local"
+    repo.mkdir()
+    _plain_git("init", "-q", cwd=repo)
+    with pytest.raises(GitFailed):
+        run(["ls-remote", "--", url.format(canary=canary, root=repo)], tmp_path, home=tmp_path, timeout=30)
+    assert not canary.exists()
+
+
+def test_a_repositorys_hooks_do_not_run(tmp_path):
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    _plain_git("init", "-q", "-b", "main", cwd=repo)
+    canary = tmp_path / "canary"
+    hook = repo / ".git" / "hooks" / "pre-commit"
+    hook.write_text(f"#!/bin/sh\ntouch {canary}\n")
+    hook.chmod(0o755)
+    (repo / "f").write_text("x")
+    run(["add", "--", "f"], repo, home=tmp_path, timeout=30)
+    run(["commit", "-q", "-m", "c"], repo, home=tmp_path, timeout=30)
+    assert not canary.exists()
+
+
+def test_a_git_that_hangs_is_stopped(tmp_path):
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    try:
+        with pytest.raises(GitTimedOut):
+            run(["ls-remote", "--", f"http://127.0.0.1:{silent.getsockname()[1]}/x.git"], tmp_path,
+                home=tmp_path, timeout=1.5, allow_http=True)  # fmt: skip
+    finally:
+        silent.close()
+
+
+def test_progress_lines_are_parsed():
+    chunk = (
+        "Cloning into 'x'...\nremote: Counting objects:  50% (5/10)\rremote: Counting objects: 100% (10/10), done.\n"
+    )
+    chunk += "Receiving objects:  45% (450/1000), 1.2 MiB | 2 MiB/s\rResolving deltas:   7% (7/100)\r"
+    assert list(parse_progress(chunk)) == [
+        Progress("Counting objects", 50),
+        Progress("Counting objects", 100),
+        Progress("Receiving objects", 45),
+        Progress("Resolving deltas", 7),
+    ]
+
+
+def test_progress_is_throttled_but_keeps_phase_changes_and_the_end():
+    now = [0.0]
+    throttle = Throttle(per_second=2, clock=lambda: now[0])
+    admitted = []
+    for i in range(101):
+        now[0] = i * 0.01  # a report every 10 ms for a second
+        progress = Progress("Receiving objects", i)
+        if throttle.admit(progress):
+            admitted.append(progress.percent)
+    assert admitted[0] == 0 and admitted[-1] == 100
+    assert len(admitted) <= 4, admitted
+    assert throttle.admit(Progress("Resolving deltas", 1))
