@@ -68,6 +68,7 @@ def test_concurrent_counter_transactions_never_lose_an_increment(table):
     A table of some size makes the race window of a whole-table backup wide, as in a long run.
     """
     ddb, name = table
+
     def fill(i: int) -> None:
         ddb.put_item(TableName=name, Item={"id": {"S": f"filler-{i}"}, "pad": {"S": "x" * 200}})
 

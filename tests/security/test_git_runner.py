@@ -118,3 +118,38 @@ def test_progress_is_throttled_but_keeps_phase_changes_and_the_end():
     assert admitted[0] == 0 and admitted[-1] == 100
     assert len(admitted) <= 4, admitted
     assert throttle.admit(Progress("Resolving deltas", 1))
+
+
+@pytest.fixture
+def git_server(tmp_path):
+    from tests.support.git_server import GitServer, make_repository
+
+    root = tmp_path / "srv"
+    root.mkdir()
+    make_repository(root, "public.git", {"README.md": "public\n"}, branches=("develop",))
+    make_repository(root, "private.git", {"README.md": "private\n"})
+    server = GitServer(root, private={"private.git": ("alice", "correct horse")})
+    yield server
+    server.stop()
+
+
+def test_smart_http_shallow_clone_with_progress(git_server, tmp_path):
+    seen: list[Progress] = []
+    run(["clone", "--progress", "--depth", "1", "--branch", "develop", "--", f"{git_server.url}/public.git", "c"],
+        tmp_path, home=tmp_path, timeout=30, allow_http=True, on_progress=seen.append)  # fmt: skip
+    assert (tmp_path / "c" / "README.md").read_text() == "public\n"
+    assert run(["rev-parse", "--is-shallow-repository"], tmp_path / "c", home=tmp_path, timeout=10) == "true"
+    assert Progress("Receiving objects", 100) in seen, seen
+
+
+def test_private_repository_needs_its_credentials_which_come_through_askpass(git_server, tmp_path):
+    url = f"{git_server.url}/private.git"
+    with pytest.raises(GitFailed):
+        run(["clone", "--", url, "denied"], tmp_path, home=tmp_path, timeout=30, allow_http=True)
+    askpass = tmp_path / "askpass.sh"
+    askpass.write_text('#!/bin/sh\ncase "$1" in Username*) echo alice;; *) echo "correct horse";; esac\n')
+    askpass.chmod(0o700)
+    run(["clone", "--", url, "granted"], tmp_path, home=tmp_path, timeout=30, allow_http=True, askpass=askpass)
+    assert (tmp_path / "granted" / "README.md").read_text() == "private\n"
+    remote = run(["remote", "get-url", "origin"], tmp_path / "granted", home=tmp_path, timeout=10)
+    assert "correct horse" not in remote and "alice" not in remote, "no credential is left in the repository"

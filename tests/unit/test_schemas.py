@@ -50,9 +50,7 @@ def registry() -> Registry:
 
 
 def validator(uri: str) -> Draft202012Validator:
-    return Draft202012Validator(
-        {"$ref": uri}, registry=registry(), format_checker=Draft202012Validator.FORMAT_CHECKER
-    )
+    return Draft202012Validator({"$ref": uri}, registry=registry(), format_checker=Draft202012Validator.FORMAT_CHECKER)
 
 
 def event_validator(name: str) -> Draft202012Validator:
@@ -415,9 +413,7 @@ def test_job_and_responses_examples() -> None:
     assert not component_validator("Job").is_valid(without(JOB, "links"))
     assert not component_validator("Job").is_valid(with_(JOB, status="PENDING"))
     assert not component_validator("Job").is_valid(with_(JOB, userId="u1"))
-    accepted = {
-        k: JOB[k] for k in ("jobId", "type", "projectId", "status", "executionArn", "createdAt", "links")
-    }
+    accepted = {k: JOB[k] for k in ("jobId", "type", "projectId", "status", "executionArn", "createdAt", "links")}
     component_validator("JobAccepted").validate(accepted)
     assert not component_validator("JobAccepted").is_valid(without(accepted, "executionArn"))
     component_validator("JobList").validate({"items": [JOB], "nextCursor": None})
