@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import json
 import os
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import boto3
 import pytest
 from moto import mock_aws
+from moto.core.botocore_stubber import BotocoreStubber
 
 REPO = Path(__file__).resolve().parents[2]
 REGION = "us-east-1"
@@ -216,3 +218,19 @@ def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, translated: Any, boto_s
 @pytest.fixture
 def context() -> FakeContext:
     return FakeContext()
+
+
+@pytest.fixture
+def atomic_requests(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto's in-process DynamoDB is not thread-safe: concurrent requests corrupt its state
+    ("dictionary changed size during iteration", a job counter moved without its event row).
+    DynamoDB applies each request atomically; a lock around moto's request processing does the same.
+    """
+    lock = threading.Lock()
+    original = BotocoreStubber.process_request
+
+    def process_request(self: BotocoreStubber, request: Any) -> Any:
+        with lock:
+            return original(self, request)
+
+    monkeypatch.setattr(BotocoreStubber, "process_request", process_request)

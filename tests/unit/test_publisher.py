@@ -7,7 +7,6 @@ from typing import Any
 
 import pytest
 from botocore.exceptions import ClientError
-from moto.core.botocore_stubber import BotocoreStubber
 
 from core import aws as core_aws
 from core import connections, jobs, publisher
@@ -48,22 +47,6 @@ def test_publish_to_a_missing_job_fails_loudly(aws):
     with pytest.raises(LookupError):
         publisher.publish({"jobId": "nope", "userId": USER}, {"type": "job.log", "lines": []})
     assert aws.events("nope") == []
-
-
-@pytest.fixture
-def atomic_requests(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto's in-process DynamoDB is not thread-safe: concurrent requests corrupt its state
-    ("dictionary changed size during iteration", a job counter moved without its event row).
-    DynamoDB applies each request atomically; a lock around moto's request processing does the same.
-    """
-    lock = threading.Lock()
-    original = BotocoreStubber.process_request
-
-    def process_request(self: BotocoreStubber, request: Any) -> Any:
-        with lock:
-            return original(self, request)
-
-    monkeypatch.setattr(BotocoreStubber, "process_request", process_request)
 
 
 def test_concurrent_publishers_leave_no_gap_and_no_duplicate(aws, atomic_requests, monkeypatch):

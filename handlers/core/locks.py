@@ -1,0 +1,64 @@
+"""One git job per project at a time: a lock item in the projects table, taken with a conditional write.
+
+``lock#<projectId>`` names the job that holds it and when it lapses. Taking it succeeds if there
+is none, if it has lapsed (a job killed so hard that nothing released it), or if this job holds it
+already (a retried step). Only the holder releases it: the notify step on every exit of a git
+workflow.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from core import aws
+from core.clock import epoch_seconds, now_iso
+from core.config import settings
+
+# Longer than any git workflow may run (its state machine's own timeout), so a live job keeps it.
+LOCK_SECONDS = 30 * 60
+
+
+def _key(project_id: str) -> dict[str, str]:
+    return {"pk": f"lock#{project_id}"}
+
+
+def _table() -> Any:
+    return aws.table(settings().projects_table)
+
+
+def acquire(project_id: str, job_id: str, job_type: str) -> str | None:
+    """Take the project's lock for ``job_id``; ``None`` on success, else the id of the job that holds it."""
+    now = epoch_seconds()
+    try:
+        _table().put_item(
+            Item={
+                **_key(project_id),
+                "jobId": job_id,
+                "type": job_type,
+                "takenAt": now_iso(),
+                "expiresAt": now + LOCK_SECONDS,
+            },
+            ConditionExpression="attribute_not_exists(pk) OR expiresAt < :now OR jobId = :job",
+            ExpressionAttributeValues={":now": now, ":job": job_id},
+        )
+        return None
+    except ClientError as e:
+        if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
+            raise
+    holder = _table().get_item(Key=_key(project_id), ConsistentRead=True).get("Item")
+    return str(holder["jobId"]) if holder else acquire(project_id, job_id, job_type)
+
+
+def release(project_id: str, job_id: str) -> bool:
+    """Give the lock back if ``job_id`` holds it; False if it did not (released already, or lapsed and retaken)."""
+    try:
+        _table().delete_item(
+            Key=_key(project_id), ConditionExpression="jobId = :job", ExpressionAttributeValues={":job": job_id}
+        )
+        return True
+    except ClientError as e:
+        if e.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            return False
+        raise
