@@ -41,6 +41,7 @@ def cmd_local_up(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         endpoints_file=args.endpoints_file,
         stepfunctions_endpoint=args.stepfunctions_endpoint,
+        git_private_hosts=("127.0.0.1", "localhost", *args.git_private_host),
     )
     cloud = LocalCloud(options)
     stop = threading.Event()
@@ -179,6 +180,13 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--host", default="127.0.0.1", help=argparse.SUPPRESS)
     up.add_argument("--data-dir", type=Path, default=Path(".longrun"), help="EFS, logs (default .longrun)")
     up.add_argument("--endpoints-file", type=Path, help='write {"api","ws","aws"} here once every part serves')
+    up.add_argument(
+        "--git-private-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="a private host git jobs may reach (127.0.0.1 and localhost always may); repeatable",
+    )
     up.add_argument(
         "--stepfunctions-endpoint",
         metavar="URL",

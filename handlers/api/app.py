@@ -19,10 +19,19 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from api import cursor, idempotency
-from core import aws, jobs, projects, publisher, schemas
+from core import aws, config, git_input, jobs, locks, projects, publisher, schemas
 from core.clock import now_iso
 from core.config import state_machine_arn
-from core.errors import ApiError, Conflict, NotFound, PayloadTooLarge, ServiceUnavailable, Throttled, ValidationError
+from core.errors import (
+    ApiError,
+    Conflict,
+    NotFound,
+    PayloadTooLarge,
+    ProjectBusy,
+    ServiceUnavailable,
+    Throttled,
+    ValidationError,
+)
 
 logger = Logger()
 metrics = Metrics()
@@ -31,6 +40,7 @@ app = APIGatewayRestResolver()
 MAX_BODY_BYTES = 256 * 1024
 _THROTTLING_CODES = frozenset({"ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded"})
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+GIT_JOB_TYPES = locks.GIT_JOB_TYPES
 # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
 _DIGITS = re.compile(r"[0-9]+")
 
@@ -134,12 +144,28 @@ def _validate(body: dict[str, Any], user_id: str) -> tuple[str, str | None, dict
         problems.append({"path": "projectId", "message": "create-project makes its own project"})
     elif isinstance(job_type, str) and job_type in known and job_type != "create-project" and "projectId" not in body:
         problems.append({"path": "projectId", "message": "is required"})
+    if not problems and job_type in GIT_JOB_TYPES:
+        problems += _git_problems(params)
     if problems:
         raise ValidationError("the job request is not valid", sorted(problems, key=lambda p: p["path"]))
     project_id = body.get("projectId")
     if project_id is not None and projects.get_owned(project_id, user_id) is None:
         raise NotFound(f"project {project_id} not found")
     return job_type, project_id, params
+
+
+def _git_problems(params: dict[str, Any]) -> list[dict[str, str]]:
+    """git's hostile forms, refused before any git process exists (see core.git_input)."""
+    checks = [lambda: git_input.check_repo_url(params["repoUrl"], config.git_private_hosts())]
+    if "ref" in params:
+        checks.append(lambda: git_input.check_ref(params["ref"]))
+    problems = []
+    for check in checks:
+        try:
+            check()
+        except git_input.GitInputError as e:
+            problems.append({"path": e.path, "message": e.message})
+    return problems
 
 
 def _with_defaults(job_type: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -215,7 +241,19 @@ def _start(
         if not jobs.put_new_unless(job, projects.name_key(user_id, params["name"])):
             raise Conflict(f"you already have a project named {params['name']!r}")
     else:
-        jobs.put_new(job)
+        if job_type in GIT_JOB_TYPES and project_id:
+            holder = locks.acquire(project_id, job_id, job_type)
+            if holder is not None:
+                raise ProjectBusy(
+                    f"project {project_id} is busy with git job {holder}",
+                    [{"path": "projectId", "message": "another git job runs on this project", "jobId": holder}],
+                )
+        try:
+            jobs.put_new(job)
+        except Exception:
+            if job_type in GIT_JOB_TYPES and project_id:
+                locks.release(project_id, job_id)
+            raise
     try:
         aws.client("stepfunctions").start_execution(
             stateMachineArn=machine,
@@ -226,6 +264,8 @@ def _start(
         )
     except Exception:
         publisher.finish(job, "FAILED", error={"code": "StartFailed", "message": "the job could not be started"})
+        if job_type in GIT_JOB_TYPES and project_id:
+            locks.release(project_id, job_id)
         raise
     return job
 

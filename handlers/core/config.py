@@ -59,6 +59,11 @@ def settings() -> Settings:
     )
 
 
+def git_private_hosts() -> frozenset[str]:
+    """Hosts in private ranges that git jobs may reach anyway (``GitPrivateHosts``), lower case."""
+    return frozenset(h.strip().lower() for h in os.environ.get("GIT_PRIVATE_HOSTS", "").split(",") if h.strip())
+
+
 def state_machine_arn(job_type: str) -> str | None:
     """The ARN of the state machine that runs ``job_type``, if this deployment has it.
 

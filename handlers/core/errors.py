@@ -47,6 +47,13 @@ class Conflict(ApiError):
     code = "Conflict"
 
 
+class ProjectBusy(ApiError):
+    """Another git job holds the project; ``details`` names it."""
+
+    status = 409
+    code = "ProjectBusy"
+
+
 class PayloadTooLarge(ApiError):
     status = 413
     code = "PayloadTooLarge"

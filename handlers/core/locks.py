@@ -16,6 +16,9 @@ from core import aws
 from core.clock import epoch_seconds, now_iso
 from core.config import settings
 
+# Job kinds that run git on a project's workspace, hence take its lock.
+GIT_JOB_TYPES = frozenset({"git-clone", "git-merge"})
+
 # Longer than any git workflow may run (its state machine's own timeout), so a live job keeps it.
 LOCK_SECONDS = 30 * 60
 

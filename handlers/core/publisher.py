@@ -181,6 +181,12 @@ def progress(
     return publish(job, message, set_fields=fields, after_seq=after_seq)
 
 
+def step_detail(job: dict[str, Any], step: str, detail: dict[str, Any]) -> dict[str, Any] | None:
+    """Progress within a running step (phase, percent): a ``STARTED`` event whose detail moved on."""
+    message = {"type": "job.progress", "step": step, "status": "STARTED", "detail": detail}
+    return publish(job, message, set_fields={f"steps.{step}.detail": detail})
+
+
 def finish(job: dict[str, Any], status: str, *, result: Any = None, error: dict[str, Any] | None = None) -> bool:
     """Close the job with its final status and push ``job.finished``; False if it was already closed."""
     message: dict[str, Any] = {"type": "job.finished", "status": status}

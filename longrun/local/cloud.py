@@ -68,6 +68,8 @@ class Options:
     stage: str = "local"
     # An external Step Functions engine (AWS Step Functions Local in Docker) instead of moto's.
     stepfunctions_endpoint: str | None = None
+    # Private hosts git jobs may reach: this machine, so a repository served here can be cloned.
+    git_private_hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
 
 
 class LocalCloud:
@@ -102,7 +104,12 @@ class LocalCloud:
                 translated,
                 stack_name=o.stack_name,
                 region=o.region,
-                parameters={"StageName": o.stage, "VpcId": "vpc-local", "SubnetIds": "subnet-local-a,subnet-local-b"},
+                parameters={
+                    "StageName": o.stage,
+                    "VpcId": "vpc-local",
+                    "SubnetIds": "subnet-local-a,subnet-local-b",
+                    "GitPrivateHosts": ",".join(o.git_private_hosts),
+                },
                 data_dir=self.data_dir,
                 websocket_management_base=f"{self.control.url}/@ws",
                 aws=self.client,

@@ -12,14 +12,18 @@ import os
 import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 
 class GitServer:
-    def __init__(self, root: Path, private: dict[str, tuple[str, str]] | None = None) -> None:
+    def __init__(
+        self, root: Path, private: dict[str, tuple[str, str]] | None = None, delay: dict[str, float] | None = None
+    ) -> None:
         self.root = root
         self.private = private or {}
+        self.delay = delay or {}  # repository → seconds each request waits (a slow server)
         self.requests: list[str] = []
         server = self
 
@@ -54,6 +58,8 @@ class GitServer:
         parts = urlsplit(request.path)
         self.requests.append(f"{request.command} {parts.path}")
         repo = parts.path.lstrip("/").split("/", 1)[0]
+        if repo in self.delay:
+            time.sleep(self.delay[repo])
         if not self._authorized(request, repo):
             request.send_response(401)
             request.send_header("WWW-Authenticate", 'Basic realm="git"')

@@ -115,6 +115,7 @@ def run(
     timeout: float,
     allow_http: bool = False,
     askpass: Path | None = None,
+    extra_env: dict[str, str] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
 ) -> str:
     """Run ``git <hardening> <args>``; its stdout, or ``GitFailed``/``GitTimedOut``.
@@ -126,7 +127,7 @@ def run(
     process = subprocess.Popen(
         command,
         cwd=cwd,
-        env=environment(home, allow_http, askpass),
+        env={**environment(home, allow_http, askpass), **(extra_env or {})},
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -14,7 +14,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core import jobs, publisher
+from core import jobs, locks, publisher
 
 logger = Logger()
 metrics = Metrics()
@@ -47,10 +47,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         raise LookupError(f"job {event['jobId']} does not exist")
     logger.append_keys(jobId=job["jobId"], userId=job["userId"], executionArn=job.get("executionArn"))
     status = event["status"]
-    if status == "SUCCEEDED":
-        closed = publisher.finish(job, status, result=event.get("result"))
-    else:
-        closed = publisher.finish(job, status, error=user_error(event.get("error")))
+    try:
+        if status == "SUCCEEDED":
+            closed = publisher.finish(job, status, result=event.get("result"))
+        else:
+            closed = publisher.finish(job, status, error=user_error(event.get("error")))
+    finally:
+        if job["type"] in locks.GIT_JOB_TYPES and job.get("projectId"):
+            locks.release(job["projectId"], job["jobId"])
     if closed:
         metrics.add_dimension(name="status", value=status)
         metrics.add_metric(name="JobsFinished", unit=MetricUnit.Count, value=1)

@@ -1,0 +1,132 @@
+"""The git-clone step: clone a repository into the project's workspace, whole or not at all.
+
+The clone is made in a staging directory on the same file system, then swapped in for the
+workspace, so a clone that fails or runs out of time leaves the workspace as it was. git runs
+through :mod:`steps.git.runner` (no hooks, only the allowed protocols, bounded); a host name is
+resolved first and refused if it lands in a private range (``ForbiddenHost``); private
+repositories take their credentials from SSM through ``GIT_ASKPASS``, never a URL or argument.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities import parameters
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from core import config, git_input, publisher
+from core.steps import job_step
+from steps.git import runner
+from steps.project.workspace import workspace_dir, workspace_name
+
+logger = Logger()
+
+CREDENTIALS_PATH = "/longrun/git-credentials"
+SAFETY_MARGIN_SECONDS = 15  # left to clean up before the function's own timeout
+
+
+class ForbiddenHost(Exception):
+    """The repository's host resolves to a private, loopback or link-local address."""
+
+
+class CredentialsNotFound(Exception):
+    """No stored secret of that name for this user."""
+
+
+class RepositoryTooLarge(Exception):
+    """The clone could not finish within the function's time."""
+
+
+def _check_resolved(url: git_input.RepoUrl, allowed: frozenset[str]) -> None:
+    if url.is_ip_literal or url.host in allowed:
+        return
+    try:
+        addresses = {info[4][0] for info in socket.getaddrinfo(url.host, None)}
+    except socket.gaierror as e:
+        raise git_input.GitInputError("params.repoUrl", f"the repository's host does not resolve: {e}") from None
+    if any(git_input.forbidden_address(a.split("%")[0]) for a in addresses):
+        raise ForbiddenHost(f"{url.host} resolves to a private, loopback or link-local address")
+
+
+def _askpass(user_id: str, name: str, into: Path) -> tuple[Path, dict[str, str]]:
+    """A GIT_ASKPASS program that answers from its environment: the secret is never in a file or argument."""
+    try:
+        secret = parameters.get_parameter(f"{CREDENTIALS_PATH}/{user_id}/{name}", decrypt=True, max_age=60)
+    except parameters.exceptions.GetParameterError:
+        raise CredentialsNotFound(f"no stored credentials named {name!r}") from None
+    try:
+        stored = json.loads(secret)
+        username, password = str(stored["username"]), str(stored["password"])
+    except (ValueError, KeyError, TypeError):
+        username, password = "x-access-token", secret  # a bare token
+    script = into / "askpass"
+    script.write_text('#!/bin/sh\ncase "$1" in Username*) printf "%s\\n" "$LONGRUN_GIT_USERNAME";; '
+                      '*) printf "%s\\n" "$LONGRUN_GIT_PASSWORD";; esac\n')  # fmt: skip
+    script.chmod(0o700)
+    return script, {"LONGRUN_GIT_USERNAME": username, "LONGRUN_GIT_PASSWORD": password}
+
+
+@logger.inject_lambda_context(clear_state=True)
+@job_step("clone", summary=lambda r: {"commit": r["commit"], "branch": r["branch"]})
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    params, project_id, job_id = event["params"], event["projectId"], event["jobId"]
+    allowed = config.git_private_hosts()
+    url = git_input.check_repo_url(params["repoUrl"], allowed)
+    ref = git_input.check_ref(params["ref"]) if params.get("ref") else None
+    _check_resolved(url, allowed)
+
+    workspace = workspace_dir(project_id)
+    staging = workspace.parent / f".clone-{project_id}-{job_id[:12]}"
+    shutil.rmtree(staging, ignore_errors=True)
+    workspace.parent.mkdir(parents=True, exist_ok=True)
+    throttle = runner.Throttle(per_second=2)
+
+    def report(progress: runner.Progress) -> None:
+        if throttle.admit(progress):
+            publisher.step_detail(event, "clone", {"phase": progress.phase, "percent": progress.percent})
+
+    args = ["clone", "--progress", "--no-recurse-submodules"]
+    if params.get("depth"):
+        args += ["--depth", str(int(params["depth"]))]
+    if ref:
+        args += ["--branch", ref]
+    with tempfile.TemporaryDirectory(prefix="longrun-git-") as home:
+        askpass, secrets = (None, {})
+        if params.get("credentials"):
+            askpass, secrets = _askpass(event["userId"], params["credentials"], Path(home))
+        limit = context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS
+        try:
+            runner.run(
+                [*args, "--", url.url, str(staging)],
+                workspace.parent,
+                home=Path(home),
+                timeout=limit,
+                allow_http=url.scheme == "http",
+                askpass=askpass,
+                extra_env=secrets,
+                on_progress=report,
+            )
+        except runner.GitTimedOut:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise RepositoryTooLarge(
+                f"the clone did not finish within {limit:.0f} s; the workspace is unchanged"
+            ) from None
+        except Exception:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        commit = runner.run(["rev-parse", "HEAD"], staging, home=Path(home), timeout=30)
+        branch = runner.run(["branch", "--show-current"], staging, home=Path(home), timeout=30) or None
+
+    previous = workspace.parent / f".replaced-{project_id}-{job_id[:12]}"
+    if workspace.exists():
+        workspace.rename(previous)
+    staging.rename(workspace)
+    shutil.rmtree(previous, ignore_errors=True)
+    logger.info("cloned", extra={"host": url.host, "commit": commit})
+    return {"commit": commit, "branch": branch, "ref": ref, "workspace": workspace_name(project_id)}

@@ -1,0 +1,100 @@
+"""git-clone through the REST API and the WebSocket, from repositories served on 127.0.0.1."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from tests.e2e.helpers import http, unique_name, wait_for_status
+from tests.support.git_server import GitServer, make_repository
+
+USER = "gina"
+
+
+@pytest.fixture(scope="module")
+def git_server(tmp_path_factory):
+    root = tmp_path_factory.mktemp("git-server")
+    make_repository(root, "public.git", {"README.md": "public\n", "src/app.js": "1\n"}, branches=("develop",))
+    make_repository(root, "private.git", {"README.md": "private\n"})
+    make_repository(root, "slow.git", {"README.md": "slow\n"})
+    server = GitServer(root, private={"private.git": ("gina", "s3cret-token")}, delay={"slow.git": 1.0})
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def project(local_cloud):
+    job = http(
+        local_cloud, "POST", "/jobs", USER, json={"type": "create-project", "params": {"name": unique_name()}}
+    ).json()
+    assert wait_for_status(local_cloud, job["jobId"], USER)["status"] == "SUCCEEDED"
+    return job["projectId"]
+
+
+def clone(local_cloud, project_id, **params):
+    response = http(
+        local_cloud, "POST", "/jobs", USER, json={"type": "git-clone", "projectId": project_id, "params": params}
+    )
+    return response
+
+
+def test_clone_replaces_the_workspace_and_reports_progress(local_cloud, git_server, project):
+    response = clone(local_cloud, project, repoUrl=f"{git_server.url}/public.git", ref="develop", depth=1)
+    assert response.status_code == 202, response.text
+    job = wait_for_status(local_cloud, response.json()["jobId"], USER)
+    assert job["status"] == "SUCCEEDED", job["error"]
+    assert job["result"]["branch"] == "develop" and len(job["result"]["commit"]) == 40
+    workspace = local_cloud.efs_root() / "projects" / project
+    assert (workspace / "src" / "app.js").read_text() == "1\n"
+    shallow = subprocess.run(["git", "-C", str(workspace), "rev-parse", "--is-shallow-repository"],
+                             capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    assert shallow == "true"
+    events = http(local_cloud, "GET", f"/jobs/{job['jobId']}/events", USER).json()["items"]
+    details = [e["detail"] for e in events if e["type"] == "job.progress" and e["status"] == "STARTED" and e["detail"]]
+    assert details and all({"phase", "percent"} <= set(d) for d in details)
+    assert not any(name.startswith(".clone-") for name in (p.name for p in workspace.parent.iterdir()))
+
+
+def test_private_repository_with_stored_credentials(local_cloud, git_server, project):
+    ssm = local_cloud.aws_client("ssm")
+    ssm.put_parameter(Name=f"/longrun/git-credentials/{USER}/origin", Type="SecureString", Overwrite=True,
+                      Value=json.dumps({"username": "gina", "password": "s3cret-token"}))  # fmt: skip
+    denied = clone(local_cloud, project, repoUrl=f"{git_server.url}/private.git").json()
+    assert wait_for_status(local_cloud, denied["jobId"], USER)["status"] == "FAILED"
+    granted = clone(local_cloud, project, repoUrl=f"{git_server.url}/private.git", credentials="origin").json()
+    job = wait_for_status(local_cloud, granted["jobId"], USER)
+    assert job["status"] == "SUCCEEDED", job["error"]
+    events = http(local_cloud, "GET", f"/jobs/{granted['jobId']}/events", USER).json()["items"]
+    assert "s3cret-token" not in json.dumps([job, events]), "the secret never reaches the job or its events"
+    missing = clone(local_cloud, project, repoUrl=f"{git_server.url}/private.git", credentials="nope").json()
+    failed = wait_for_status(local_cloud, missing["jobId"], USER)
+    assert failed["status"] == "FAILED" and failed["error"]["code"] == "CredentialsNotFound"
+
+
+@pytest.mark.parametrize(
+    ("url", "secret"),
+    [("https://user:hunter2@example.com/r.git", "hunter2"), ("--upload-pack=touch /tmp/x", None),
+     ("ext::sh -c touch% /tmp/x", None), ("file:///etc", None), ("https://169.254.169.254/x.git", None),
+     ("http://example.com/r.git", None)],
+)  # fmt: skip
+def test_hostile_urls_are_400_before_anything_runs(local_cloud, project, url, secret):
+    response = clone(local_cloud, project, repoUrl=url)
+    assert response.status_code == 400
+    assert [d["path"] for d in response.json()["error"]["details"]] == ["params.repoUrl"]
+    if secret:
+        assert secret not in response.text
+
+
+def test_one_git_job_per_project(local_cloud, git_server, project):
+    first = clone(local_cloud, project, repoUrl=f"{git_server.url}/slow.git")
+    assert first.status_code == 202
+    second = clone(local_cloud, project, repoUrl=f"{git_server.url}/public.git")
+    assert second.status_code == 409
+    error = second.json()["error"]
+    assert error["code"] == "ProjectBusy" and error["details"][0]["jobId"] == first.json()["jobId"]
+    assert wait_for_status(local_cloud, first.json()["jobId"], USER)["status"] == "SUCCEEDED"
+    third = clone(local_cloud, project, repoUrl=f"{git_server.url}/public.git")
+    assert third.status_code == 202, "the lock was released when the first job ended"
+    wait_for_status(local_cloud, third.json()["jobId"], USER)
