@@ -156,9 +156,14 @@ def _validate(body: dict[str, Any], user_id: str) -> tuple[str, str | None, dict
 
 def _git_problems(params: dict[str, Any]) -> list[dict[str, str]]:
     """git's hostile forms, refused before any git process exists (see core.git_input)."""
-    checks = [lambda: git_input.check_repo_url(params["repoUrl"], config.git_private_hosts())]
-    if "ref" in params:
-        checks.append(lambda: git_input.check_ref(params["ref"]))
+    checks = []
+    if "repoUrl" in params:
+        checks.append(lambda: git_input.check_repo_url(params["repoUrl"], config.git_private_hosts()))
+    for field in ("ref", "source", "target"):
+        if field in params:
+            checks.append(lambda field=field: git_input.check_ref(params[field], f"params.{field}"))
+    if "name" in params:  # becomes feature/<name>, release/<name>, a tag
+        checks.append(lambda: git_input.check_ref(f"feature/{params['name']}", "params.name"))
     problems = []
     for check in checks:
         try:

@@ -7,6 +7,7 @@ Step errors are plain exception classes whose *class name* is the error name Ste
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 
@@ -70,6 +71,19 @@ class ServiceUnavailable(ApiError):
 
 
 # --- step errors: the class name is the Step Functions error name -------------------------------
+
+
+class StepErrorWithDetails(Exception):
+    """A step error that carries ``details`` for the user (a merge's conflicting paths).
+
+    Lambda reports only ``errorType`` and ``errorMessage``, so the message is JSON
+    ``{"message", "details"}``; the notify step unpacks it into the job's ``error``.
+    """
+
+    def __init__(self, message: str, details: list[dict[str, Any]]) -> None:
+        super().__init__(json.dumps({"message": message, "details": details}))
+        self.message = message
+        self.details = details
 
 
 class TransientError(Exception):

@@ -63,7 +63,10 @@ def job_step(name: str, summary: Callable[[Any], dict[str, Any]] | None = None) 
                 publisher.progress(event, name, "RETRYING", {"message": str(e)}, after_seq=seq)
                 raise
             except Exception as e:
-                publisher.progress(event, name, "FAILED", {"code": type(e).__name__, "message": str(e)}, after_seq=seq)
+                detail = {"code": type(e).__name__, "message": getattr(e, "message", None) or str(e)}
+                if getattr(e, "details", None):
+                    detail["details"] = e.details
+                publisher.progress(event, name, "FAILED", detail, after_seq=seq)
                 raise
             publisher.progress(event, name, "SUCCEEDED", summary(result) if summary else {}, after_seq=seq)
             return result

@@ -54,7 +54,7 @@ def _check_resolved(url: git_input.RepoUrl, allowed: frozenset[str]) -> None:
         raise ForbiddenHost(f"{url.host} resolves to a private, loopback or link-local address")
 
 
-def _askpass(user_id: str, name: str, into: Path) -> tuple[Path, dict[str, str]]:
+def askpass_for(user_id: str, name: str, into: Path) -> tuple[Path, dict[str, str]]:
     """A GIT_ASKPASS program that answers from its environment: the secret is never in a file or argument."""
     try:
         secret = parameters.get_parameter(f"{CREDENTIALS_PATH}/{user_id}/{name}", decrypt=True, max_age=60)
@@ -99,7 +99,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="longrun-git-") as home:
         askpass, secrets = (None, {})
         if params.get("credentials"):
-            askpass, secrets = _askpass(event["userId"], params["credentials"], Path(home))
+            askpass, secrets = askpass_for(event["userId"], params["credentials"], Path(home))
         limit = context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS
         try:
             runner.run(

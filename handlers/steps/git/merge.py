@@ -1,0 +1,159 @@
+"""The git-merge step: merge branches of the project's workspace, all or nothing.
+
+Strategies: ``merge`` (always a merge commit), ``ff-only`` and ``squash`` (the source's changes as
+one commit on the target). git-flow finishes, as the git-flow tools do them:
+
+* ``feature-finish`` *name*: ``feature/<name>`` into ``develop``, then delete the feature branch;
+* ``release-finish`` / ``hotfix-finish`` *name*: ``release/<name>`` (``hotfix/<name>``) into
+  ``main``, tag ``<name>`` there, merge ``main`` back into ``develop``, delete the branch.
+
+Before anything it records where every branch it may move points; on a conflict (or any failure)
+it aborts the merge and puts every branch, tag and the working tree back, then fails with
+``MergeConflict`` and the conflicting paths.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from core import config, git_input
+from core.errors import StepErrorWithDetails
+from core.steps import job_step
+from steps.git import runner
+from steps.git.clone import askpass_for
+from steps.project.workspace import workspace_dir
+
+logger = Logger()
+
+FLOWS = {
+    "feature-finish": ("feature/{name}", "develop", False),
+    "release-finish": ("release/{name}", "main", True),
+    "hotfix-finish": ("hotfix/{name}", "main", True),
+}
+
+
+class MergeConflict(StepErrorWithDetails):
+    """The merge stopped on conflicting changes; ``details`` lists the paths."""
+
+
+class NotFastForward(Exception):
+    """``ff-only`` was asked and the target has commits the source lacks."""
+
+
+class BranchNotFound(Exception):
+    """A branch the merge needs does not exist in the workspace."""
+
+
+class WorkspaceNotClean(Exception):
+    """The workspace has uncommitted changes; a merge would mix them in."""
+
+
+class _Git:
+    def __init__(self, repo: Path, home: Path, timeout: float) -> None:
+        self.repo, self.home, self.timeout = repo, home, timeout
+
+    def __call__(self, *args: str, **kwargs: Any) -> str:
+        return runner.run(list(args), self.repo, home=self.home, timeout=self.timeout, **kwargs)
+
+    def head_of(self, branch: str) -> str | None:
+        try:
+            return self("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}")
+        except runner.GitFailed:
+            return None
+
+
+def _merge(git: _Git, source: str, target: str, strategy: str, message: str) -> None:
+    git("checkout", "--quiet", target, "--")
+    try:
+        if strategy == "ff-only":
+            git("merge", "--ff-only", "--quiet", "--", source)
+        elif strategy == "squash":
+            git("merge", "--squash", "--quiet", "--", source)
+            git("commit", "--quiet", "--allow-empty", "-m", message)
+        else:
+            git("merge", "--no-ff", "--quiet", "-m", message, "--", source)
+    except runner.GitFailed as e:
+        conflicted = git("diff", "--name-only", "--diff-filter=U").splitlines()
+        if conflicted:
+            raise MergeConflict(
+                f"merging {source} into {target} conflicts in {len(conflicted)} path(s)",
+                [{"path": path, "message": "conflict"} for path in conflicted],
+            ) from None
+        if strategy == "ff-only" and "Not possible to fast-forward" in str(e):
+            raise NotFastForward(f"{target} cannot be fast-forwarded to {source}") from None
+        raise
+
+
+@logger.inject_lambda_context(clear_state=True)
+@job_step("merge", summary=lambda r: {"commit": r["commit"], "target": r["target"]})
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    params = event["params"]
+    repo = workspace_dir(event["projectId"])
+    if params.get("flow"):
+        pattern, target, tags = FLOWS[params["flow"]]
+        source, name = pattern.format(name=params["name"]), params["name"]
+        plan = [(source, target, "merge")] + ([(target, "develop", "merge")] if tags else [])
+    else:
+        source, target, name, tags = params["source"], params["target"], None, False
+        plan = [(source, target, params.get("strategy", "merge"))]
+    for ref in {source, target, *(t for _, t, _ in plan)}:
+        git_input.check_ref(ref)
+
+    with tempfile.TemporaryDirectory(prefix="longrun-git-") as home:
+        git = _Git(repo, Path(home), context.get_remaining_time_in_millis() / 1000 - 15)
+        if git("status", "--porcelain", "--untracked-files=no"):
+            raise WorkspaceNotClean("the workspace has uncommitted changes")
+        branches = {b for pair in plan for b in pair[:2]}
+        before = {b: git.head_of(b) for b in branches}
+        missing = sorted(b for b, head in before.items() if head is None)
+        if missing:
+            raise BranchNotFound(f"no branch {', '.join(missing)} in the workspace")
+        original = git("symbolic-ref", "--quiet", "--short", "HEAD")
+        try:
+            for step_source, step_target, strategy in plan:
+                _merge(git, step_source, step_target, strategy, f"Merge {step_source} into {step_target}")
+                if tags and step_target == target:
+                    git("tag", "-a", "-m", f"{params['flow'].split('-')[0].capitalize()} {name}", "--", name)
+            if params.get("flow"):
+                git("branch", "--delete", "--force", "--", source)
+        except Exception:
+            _restore(git, before, original, name if tags else None)
+            raise
+        commit = git("rev-parse", f"refs/heads/{target}")
+        if params.get("push"):
+            _push(git, event, [target, *(["develop"] if tags else [])], name if tags else None)
+        git("checkout", "--quiet", original, "--")
+    logger.info("merged", extra={"target": target, "commit": commit})
+    return {"commit": commit, "target": target, "tag": name if tags else None}
+
+
+def _restore(git: _Git, before: dict[str, str | None], original: str, tag: str | None) -> None:
+    """Put the workspace back as it was: no merge in progress, every branch where it pointed."""
+    for undo in (("merge", "--abort"), ("reset", "--quiet", "--merge")):
+        with contextlib.suppress(runner.GitFailed):
+            git(*undo)
+    git("checkout", "--quiet", "--force", original, "--")
+    for branch, head in before.items():
+        if head:
+            git("update-ref", f"refs/heads/{branch}", head)
+    git("reset", "--quiet", "--hard", "HEAD")
+    if tag:
+        with contextlib.suppress(runner.GitFailed):
+            git("tag", "--delete", "--", tag)
+
+
+def _push(git: _Git, event: dict[str, Any], branches: list[str], tag: str | None) -> None:
+    """Push the merged branches (and the tag) with the job's stored credentials, never in the URL."""
+    remote = git("remote", "get-url", "origin")
+    url = git_input.check_repo_url(remote, config.git_private_hosts(), "origin")
+    askpass, secrets = None, {}
+    if event["params"].get("credentials"):
+        askpass, secrets = askpass_for(event["userId"], event["params"]["credentials"], git.home)
+    refs = [f"refs/heads/{b}:refs/heads/{b}" for b in branches] + ([f"refs/tags/{tag}:refs/tags/{tag}"] if tag else [])
+    git("push", "--", "origin", *refs, allow_http=url.scheme == "http", askpass=askpass, extra_env=secrets)
