@@ -103,8 +103,10 @@ class GitServer:
         request.wfile.write(payload)
 
 
-def make_repository(root: Path, name: str, files: dict[str, str], branches: tuple[str, ...] = ()) -> Path:
-    """A bare repository ``root/name`` with one commit of ``files`` on main and the given branches."""
+def make_repository(
+    root: Path, name: str, files: dict[str, str], branches: tuple[str, ...] = (), tags: tuple[str, ...] = ()
+) -> Path:
+    """A bare repository ``root/name`` with one commit of ``files`` on main, and the given branches and tags."""
     env = {
         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
         "HOME": str(root),
@@ -125,6 +127,8 @@ def make_repository(root: Path, name: str, files: dict[str, str], branches: tupl
     subprocess.run(["git", "commit", "-q", "-m", "first"], cwd=work, env=env, check=True)
     for branch in branches:
         subprocess.run(["git", "branch", branch], cwd=work, env=env, check=True)
+    for tag in tags:
+        subprocess.run(["git", "tag", "-a", "-m", tag, tag], cwd=work, env=env, check=True)
     bare = root / name
     subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], cwd=root, env=env, check=True)
     shutil.rmtree(work)

@@ -82,8 +82,13 @@ def environment(home: Path, allow_http: bool = False, askpass: Path | None = Non
         "GIT_AUTHOR_EMAIL": AUTHOR[1],
         "GIT_COMMITTER_NAME": AUTHOR[0],
         "GIT_COMMITTER_EMAIL": AUTHOR[1],
-        "GIT_SSH_COMMAND": "ssh -o BatchMode=yes -o StrictHostKeyChecking=yes",
     }
+    # ssh trusts only the host keys the deployment lists (GitSshKnownHosts), never a new one.
+    known_hosts = home / "known_hosts"
+    known_hosts.write_text(os.environ.get("GIT_SSH_KNOWN_HOSTS", "").replace("\\n", "\n"))
+    env["GIT_SSH_COMMAND"] = (
+        f"ssh -F /dev/null -o BatchMode=yes -o StrictHostKeyChecking=yes -o UserKnownHostsFile={known_hosts}"
+    )
     if askpass is not None:
         env["GIT_ASKPASS"] = str(askpass)
     return env
