@@ -23,12 +23,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import accept, completion, imports, throughput
+from bench import accept, completion, git_clone, imports, throughput
 from bench.cloud import Cloud, cores
 from bench.report import Section, render
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"
-CLOUD_BENCHMARKS = ("completion", "throughput", "accept")
+CLOUD_BENCHMARKS = ("completion", "throughput", "accept", "git-clone")
 ALL = ("imports", *CLOUD_BENCHMARKS)
 
 
@@ -80,6 +80,9 @@ def main(argv: list[str] | None = None) -> int:
                 if name == "completion":
                     s = completion.Settings.quick() if quick else completion.Settings()
                     section = _timed("completion latency", lambda s=s: completion.run(cloud, s, say))
+                elif name == "git-clone":
+                    s = git_clone.Settings.quick() if quick else git_clone.Settings()
+                    section = _timed("git-clone", lambda s=s: git_clone.run(cloud, s, say))
                 elif name == "accept":
                     s = accept.Settings.quick() if quick else accept.Settings()
                     section = _timed("accept latency", lambda s=s: accept.run(cloud, s, say))
