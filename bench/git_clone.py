@@ -26,7 +26,7 @@ from tests.support.git_server import GitServer
 
 @dataclass
 class Settings:
-    rounds: int = 3
+    rounds: int = 5
     files: int = 5000
     commits: int = 500
 
