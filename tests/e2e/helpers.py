@@ -60,3 +60,10 @@ def wait_for_status(cloud: Any, job_id: str, user: str = "alice", timeout: float
             return job
         time.sleep(0.1)
     raise TimeoutError(f"job {job_id} still RUNNING")
+
+
+def create_project(cloud: Any, user: str) -> str:
+    """A fresh project of ``user``, made by a create-project job that succeeded; its id."""
+    job = http(cloud, "POST", "/jobs", user, json={"type": "create-project", "params": {"name": unique_name()}}).json()
+    assert wait_for_status(cloud, job["jobId"], user)["status"] == "SUCCEEDED"
+    return job["projectId"]

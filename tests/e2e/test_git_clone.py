@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from tests.e2e.helpers import http, unique_name, wait_for_status
+from tests.e2e.helpers import create_project, http, wait_for_status
 from tests.support.git_server import GitServer, make_repository
 
 USER = "gina"
@@ -26,11 +26,7 @@ def git_server(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def project(local_cloud):
-    job = http(
-        local_cloud, "POST", "/jobs", USER, json={"type": "create-project", "params": {"name": unique_name()}}
-    ).json()
-    assert wait_for_status(local_cloud, job["jobId"], USER)["status"] == "SUCCEEDED"
-    return job["projectId"]
+    return create_project(local_cloud, USER)
 
 
 def clone(local_cloud, project_id, **params):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.helpers import http, unique_name, wait_for_status
+from tests.e2e.helpers import create_project, http, wait_for_status
 from tests.support.git_server import GitServer, make_repository
 
 USER = "mona"
@@ -45,11 +45,8 @@ def commit_on(repo: Path, branch: str, path: str, text: str, start: str | None =
 
 @pytest.fixture
 def project(local_cloud):
-    job = http(
-        local_cloud, "POST", "/jobs", USER, json={"type": "create-project", "params": {"name": unique_name()}}
-    ).json()
-    assert wait_for_status(local_cloud, job["jobId"], USER)["status"] == "SUCCEEDED"
-    return job["projectId"], local_cloud.efs_root() / "projects" / job["projectId"]
+    project_id = create_project(local_cloud, USER)
+    return project_id, local_cloud.efs_root() / "projects" / project_id
 
 
 def merge(local_cloud, project_id: str, **params) -> dict:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from core.git_input import forbidden_address
-from tests.e2e.helpers import http, unique_name, wait_for_status
+from tests.e2e.helpers import create_project, http, wait_for_status
 from tests.support.git_server import GitServer, make_repository
 
 USER = "sec"
@@ -19,11 +19,7 @@ CANARY = Path("/tmp/longrun-canary")
 
 @pytest.fixture(scope="module")
 def project(local_cloud):
-    job = http(
-        local_cloud, "POST", "/jobs", USER, json={"type": "create-project", "params": {"name": unique_name()}}
-    ).json()
-    assert wait_for_status(local_cloud, job["jobId"], USER)["status"] == "SUCCEEDED"
-    return job["projectId"]
+    return create_project(local_cloud, USER)
 
 
 # The local cloud lets git reach 127.0.0.1 and localhost (GitPrivateHosts), so that a repository

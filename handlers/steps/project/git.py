@@ -1,33 +1,19 @@
-"""Running the ``git`` binary for a step: no prompts, no user or system config, no shell."""
+"""git for the create-project steps: the hardened runner of the git steps (steps.git.runner)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
+import tempfile
 from pathlib import Path
 
-AUTHOR = ("longrun", "longrun@users.noreply.longrun.dev")
+from steps.git.runner import GitFailed
+from steps.git.runner import run as _run
 
+__all__ = ["GitFailed", "run"]
 
-class GitFailed(Exception):
-    """git exited non-zero; the message carries its stderr."""
+# Lambda's home is read-only; git gets a private one under /tmp.
+_HOME = Path(tempfile.gettempdir()) / "longrun-git-home"
 
 
 def run(args: list[str], cwd: Path, timeout: float = 60) -> str:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": "/tmp",  # Lambda's home is read-only
-        "GIT_CONFIG_NOSYSTEM": "1",
-        "GIT_TERMINAL_PROMPT": "0",
-        "GIT_AUTHOR_NAME": AUTHOR[0],
-        "GIT_AUTHOR_EMAIL": AUTHOR[1],
-        "GIT_COMMITTER_NAME": AUTHOR[0],
-        "GIT_COMMITTER_EMAIL": AUTHOR[1],
-        "LANG": "C.UTF-8",
-    }
-    done = subprocess.run(
-        ["git", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout, check=False
-    )
-    if done.returncode != 0:
-        raise GitFailed(f"git {args[0]} failed: {done.stderr.strip()[:2000]}")
-    return done.stdout.strip()
+    _HOME.mkdir(exist_ok=True)
+    return _run(args, cwd, home=_HOME, timeout=timeout)
