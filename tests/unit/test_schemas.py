@@ -27,7 +27,7 @@ EVENT_FILES = [
     "job-log.json",
     "job-finished.json",
 ]
-ERROR_CODES = ["ValidationError", "Unauthorized", "NotFound", "Conflict", "PayloadTooLarge", "Throttled"]
+ERROR_CODES = ["ValidationError", "Unauthorized", "NotFound", "Conflict", "ProjectBusy", "PayloadTooLarge", "Throttled"]
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 
 AT = "2025-01-02T03:04:05.678Z"
