@@ -8,6 +8,7 @@ import subprocess
 import pytest
 
 from tests.e2e.helpers import create_project, http, wait_for_status
+from tests.e2e.test_openapi_conformance import check
 from tests.support.git_server import GitServer, make_repository
 
 USER = "gina"
@@ -88,6 +89,7 @@ def test_one_git_job_per_project(local_cloud, git_server, project):
     assert first.status_code == 202
     second = clone(local_cloud, project, repoUrl=f"{git_server.url}/public.git")
     assert second.status_code == 409
+    check("POST", "/jobs", second)  # the documented error body, details included
     error = second.json()["error"]
     assert error["code"] == "ProjectBusy" and error["details"][0]["jobId"] == first.json()["jobId"]
     assert wait_for_status(local_cloud, first.json()["jobId"], USER)["status"] == "SUCCEEDED"
