@@ -62,8 +62,16 @@ def wait_for_status(cloud: Any, job_id: str, user: str = "alice", timeout: float
     raise TimeoutError(f"job {job_id} still RUNNING")
 
 
+def start_create_project(cloud: Any, user: str = "alice", prefix: str = "p") -> dict[str, Any]:
+    """``POST /jobs`` of a create-project job with a fresh name; the accepted job."""
+    body = {"type": "create-project", "params": {"name": unique_name(prefix)}}
+    response = http(cloud, "POST", "/jobs", user, json=body)
+    assert response.status_code == 202, response.text
+    return response.json()
+
+
 def create_project(cloud: Any, user: str) -> str:
     """A fresh project of ``user``, made by a create-project job that succeeded; its id."""
-    job = http(cloud, "POST", "/jobs", user, json={"type": "create-project", "params": {"name": unique_name()}}).json()
+    job = start_create_project(cloud, user)
     assert wait_for_status(cloud, job["jobId"], user)["status"] == "SUCCEEDED"
     return job["projectId"]

@@ -6,7 +6,15 @@ import json
 import subprocess
 import time
 
-from tests.e2e.helpers import http, recv_json, recv_until, unique_name, wait_for_status, ws_connect
+from tests.e2e.helpers import (
+    http,
+    recv_json,
+    recv_until,
+    start_create_project,
+    unique_name,
+    wait_for_status,
+    ws_connect,
+)
 
 
 def test_create_project_end_to_end(local_cloud):
@@ -87,7 +95,7 @@ def test_create_project_end_to_end(local_cloud):
 
 
 def test_late_subscriber_gets_job_finished_at_once(local_cloud):
-    job = http(local_cloud, "POST", "/jobs", json={"type": "create-project", "params": {"name": unique_name()}}).json()
+    job = start_create_project(local_cloud)
     finished_job = wait_for_status(local_cloud, job["jobId"])
     assert finished_job["status"] == "SUCCEEDED"
     with ws_connect(local_cloud, "alice") as ws:
@@ -100,7 +108,7 @@ def test_late_subscriber_gets_job_finished_at_once(local_cloud):
 
 
 def test_project_subscription_sees_every_event_of_the_project(local_cloud):
-    job = http(local_cloud, "POST", "/jobs", json={"type": "create-project", "params": {"name": unique_name()}}).json()
+    job = start_create_project(local_cloud)
     with ws_connect(local_cloud, "alice") as ws:
         ws.send(json.dumps({"action": "subscribe", "projectId": job["projectId"]}))
         messages = recv_until(ws, lambda m: m.get("type") == "job.finished", timeout=60)
@@ -120,7 +128,7 @@ def test_taken_name_is_409_and_other_users_may_use_it(local_cloud):
 
 
 def test_cancel_running_job_ends_cancelled_with_one_finished_event(local_cloud):
-    job = http(local_cloud, "POST", "/jobs", json={"type": "create-project", "params": {"name": unique_name()}}).json()
+    job = start_create_project(local_cloud)
     cancelled = http(local_cloud, "DELETE", f"/jobs/{job['jobId']}")
     if cancelled.status_code == 409:  # it finished first: a fast machine; the 409 path is then checked
         assert cancelled.json()["error"]["code"] == "Conflict"

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 
-from tests.e2e.helpers import http, recv_json, recv_until, unique_name, wait_for_status, ws_connect
+from tests.e2e.helpers import (
+    http,
+    recv_json,
+    recv_until,
+    start_create_project,
+    unique_name,
+    wait_for_status,
+    ws_connect,
+)
 
 
 def test_users_cannot_see_each_others_jobs_projects_or_events(local_cloud):
-    alice_job = http(
-        local_cloud, "POST", "/jobs", "alice", json={"type": "create-project", "params": {"name": unique_name("a")}}
-    ).json()
-    bob_job = http(
-        local_cloud, "POST", "/jobs", "bob", json={"type": "create-project", "params": {"name": unique_name("b")}}
-    ).json()
+    alice_job = start_create_project(local_cloud, "alice", "a")
+    bob_job = start_create_project(local_cloud, "bob", "b")
     wait_for_status(local_cloud, alice_job["jobId"], "alice")
     wait_for_status(local_cloud, bob_job["jobId"], "bob")
 
@@ -52,12 +56,8 @@ def test_users_cannot_see_each_others_jobs_projects_or_events(local_cloud):
 
 def test_a_subscriber_receives_only_its_users_events(local_cloud):
     with ws_connect(local_cloud, "carol") as carol_ws, ws_connect(local_cloud, "dave") as dave_ws:
-        carol_job = http(
-            local_cloud, "POST", "/jobs", "carol", json={"type": "create-project", "params": {"name": unique_name("c")}}
-        ).json()
-        dave_job = http(
-            local_cloud, "POST", "/jobs", "dave", json={"type": "create-project", "params": {"name": unique_name("d")}}
-        ).json()
+        carol_job = start_create_project(local_cloud, "carol", "c")
+        dave_job = start_create_project(local_cloud, "dave", "d")
         carol_ws.send(json.dumps({"action": "subscribe", "jobId": carol_job["jobId"]}))
         dave_ws.send(json.dumps({"action": "subscribe", "jobId": dave_job["jobId"]}))
         carol_seen = recv_until(carol_ws, lambda m: m.get("type") == "job.finished", timeout=60)
@@ -68,12 +68,7 @@ def test_a_subscriber_receives_only_its_users_events(local_cloud):
 
 def test_listing_pages_through_the_callers_jobs_only(local_cloud):
     user = unique_name("lister")
-    made = [
-        http(
-            local_cloud, "POST", "/jobs", user, json={"type": "create-project", "params": {"name": unique_name()}}
-        ).json()["jobId"]
-        for _ in range(5)
-    ]
+    made = [start_create_project(local_cloud, user)["jobId"] for _ in range(5)]
     seen, cursor = [], None
     while True:
         query = "limit=2" + (f"&cursor={cursor}" if cursor else "")

@@ -14,7 +14,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT202012
 
-from tests.e2e.helpers import http, unique_name, wait_for_status
+from tests.e2e.helpers import http, start_create_project, unique_name, wait_for_status
 
 DOCUMENT = json.loads((Path(__file__).resolve().parents[2] / "schemas" / "openapi.json").read_text())
 URI = "urn:longrun:openapi"
@@ -59,9 +59,7 @@ def _reference_to_schema(template: str, method: str, status: str, operation: dic
 
 @pytest.fixture(scope="module")
 def finished_job(local_cloud):
-    job = http(
-        local_cloud, "POST", "/jobs", "olga", json={"type": "create-project", "params": {"name": unique_name()}}
-    ).json()
+    job = start_create_project(local_cloud, "olga")
     wait_for_status(local_cloud, job["jobId"], "olga")
     return job
 
