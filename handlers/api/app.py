@@ -156,18 +156,15 @@ def _validate(body: dict[str, Any], user_id: str) -> tuple[str, str | None, dict
 
 def _git_problems(params: dict[str, Any]) -> list[dict[str, str]]:
     """git's hostile forms, refused before any git process exists (see core.git_input)."""
-    checks = []
-    if "repoUrl" in params:
-        checks.append(lambda: git_input.check_repo_url(params["repoUrl"], config.git_private_hosts()))
-    for field in ("ref", "source", "target"):
-        if field in params:
-            checks.append(lambda field=field: git_input.check_ref(params[field], f"params.{field}"))
-    if "name" in params:  # becomes feature/<name>, release/<name>, a tag
-        checks.append(lambda: git_input.check_ref(f"feature/{params['name']}", "params.name"))
     problems = []
-    for check in checks:
+    for field, value in params.items():
         try:
-            check()
+            if field == "repoUrl":
+                git_input.check_repo_url(value, config.git_private_hosts())
+            elif field in ("ref", "source", "target"):
+                git_input.check_ref(value, f"params.{field}")
+            elif field == "name":  # becomes feature/<name>, release/<name>, a tag
+                git_input.check_ref(f"feature/{value}", "params.name")
         except git_input.GitInputError as e:
             problems.append({"path": e.path, "message": e.message})
     return problems

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from core import aws
 from core.config import settings
-from core.records import plain
+from core.records import plain, to_dynamo
 
 FINAL_STATUSES = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"})
 STATUSES = frozenset({"RUNNING"}) | FINAL_STATUSES
@@ -27,10 +29,6 @@ def put_new(item: dict[str, Any]) -> None:
 
 def put_new_unless(item: dict[str, Any], taken_key: dict[str, str]) -> bool:
     """Write a new job only if the projects table has no item at ``taken_key``; False if it has."""
-    from botocore.exceptions import ClientError
-
-    from core.records import to_dynamo
-
     try:
         aws.client("dynamodb").transact_write_items(
             TransactItems=[

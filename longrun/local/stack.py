@@ -417,8 +417,7 @@ class StackBuilder:
 
     def _function(self, logical_id: str) -> FunctionSpec:
         props = self.resolver.resolve(self._props(logical_id))
-        original = logical_id
-        if original not in self.t.code_dirs:
+        if logical_id not in self.t.code_dirs:
             raise CannotEmulate(f"{logical_id}: the local cloud runs functions from a local CodeUri only")
         # Lambda mounts layers at /opt and EFS at LocalMountPath; a local process cannot, so values
         # of the environment that point under those mount points are pointed at the directories.
@@ -448,7 +447,7 @@ class StackBuilder:
             name=name,
             arn=self._get_att(logical_id, "Arn"),
             handler=props["Handler"],
-            code_dir=self.t.code_dirs[original],
+            code_dir=self.t.code_dirs[logical_id],
             timeout=float(props.get("Timeout", 3)),
             memory=int(props.get("MemorySize", 128)),
             environment=environment,

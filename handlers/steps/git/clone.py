@@ -9,7 +9,6 @@ repositories take their credentials from SSM through ``GIT_ASKPASS``, never a UR
 
 from __future__ import annotations
 
-import json
 import shutil
 import socket
 import tempfile
@@ -17,26 +16,21 @@ from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools import Logger
-from aws_lambda_powertools.utilities import parameters
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core import config, git_input, publisher
 from core.steps import job_step
 from steps.git import runner
+from steps.git.credentials import askpass_for
 from steps.project.workspace import workspace_dir, workspace_name
 
 logger = Logger()
 
-CREDENTIALS_PATH = "/longrun/git-credentials"
 SAFETY_MARGIN_SECONDS = 15  # left to clean up before the function's own timeout
 
 
 class ForbiddenHost(Exception):
     """The repository's host resolves to a private, loopback or link-local address."""
-
-
-class CredentialsNotFound(Exception):
-    """No stored secret of that name for this user."""
 
 
 class RepositoryTooLarge(Exception):
@@ -52,24 +46,6 @@ def _check_resolved(url: git_input.RepoUrl, allowed: frozenset[str]) -> None:
         raise git_input.GitInputError("params.repoUrl", f"the repository's host does not resolve: {e}") from None
     if any(git_input.forbidden_address(a.split("%")[0]) for a in addresses):
         raise ForbiddenHost(f"{url.host} resolves to a private, loopback or link-local address")
-
-
-def askpass_for(user_id: str, name: str, into: Path) -> tuple[Path, dict[str, str]]:
-    """A GIT_ASKPASS program that answers from its environment: the secret is never in a file or argument."""
-    try:
-        secret = parameters.get_parameter(f"{CREDENTIALS_PATH}/{user_id}/{name}", decrypt=True, max_age=60)
-    except parameters.exceptions.GetParameterError:
-        raise CredentialsNotFound(f"no stored credentials named {name!r}") from None
-    try:
-        stored = json.loads(secret)
-        username, password = str(stored["username"]), str(stored["password"])
-    except (ValueError, KeyError, TypeError):
-        username, password = "x-access-token", secret  # a bare token
-    script = into / "askpass"
-    script.write_text('#!/bin/sh\ncase "$1" in Username*) printf "%s\\n" "$LONGRUN_GIT_USERNAME";; '
-                      '*) printf "%s\\n" "$LONGRUN_GIT_PASSWORD";; esac\n')  # fmt: skip
-    script.chmod(0o700)
-    return script, {"LONGRUN_GIT_USERNAME": username, "LONGRUN_GIT_PASSWORD": password}
 
 
 @logger.inject_lambda_context(clear_state=True)

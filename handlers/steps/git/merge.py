@@ -26,7 +26,7 @@ from core import config, git_input
 from core.errors import StepErrorWithDetails
 from core.steps import job_step
 from steps.git import runner
-from steps.git.clone import askpass_for
+from steps.git.credentials import askpass_for
 from steps.project.workspace import workspace_dir
 
 logger = Logger()
