@@ -50,7 +50,7 @@ class _Samples:
     late: int = 0  # job.finished written before we subscribed: it measures the subscription, not the push
 
 
-def _until(
+def until(
     ws: ClientConnection, match: Callable[[dict[str, Any]], bool], timeout: float
 ) -> tuple[dict[str, Any], float]:
     """The first message that matches, and the wall-clock time it arrived."""
@@ -78,7 +78,7 @@ def _client(cloud: Cloud, user: str, jobs: int, out: _Samples, start: threading.
                     job = post_create_project(rest)
                     subscribed_at = time.time()
                     ws.send(json.dumps({"action": "subscribe", "jobId": job["jobId"]}))
-                    finished, received = _until(
+                    finished, received = until(
                         ws, lambda m, j=job["jobId"]: m.get("type") == "job.finished" and m.get("jobId") == j, 60
                     )
                     written = parse_time(finished["at"])
@@ -89,7 +89,7 @@ def _client(cloud: Cloud, user: str, jobs: int, out: _Samples, start: threading.
                         out.finished_ms.append((received - written) * 1000)
                     ws.send(json.dumps({"action": "ping"}))
                     sent = time.perf_counter()
-                    _until(ws, lambda m: m.get("type") == "pong", 30)
+                    until(ws, lambda m: m.get("type") == "pong", 30)
                     out.ping_ms.append((time.perf_counter() - sent) * 1000)
                 except Exception as e:  # counted and reported with the figures
                     out.errors.append(f"{type(e).__name__}: {str(e)[:200]}")

@@ -1,107 +1,16 @@
 """``statemachines/create_project.asl.json`` run on the local engine (moto's Step Functions, real Lambdas).
 
-These tests start executions directly, the way an operator or another system would, so they
-can give the workflow input the API would never let through (a template that does not exist, a
-name taken in a race) and watch the failure paths: every Catch must undo what was done and end in
-``NotifyFailure`` with a ``FAILED`` ``job.finished``.
+Every Catch must undo what was done and end in ``NotifyFailure`` with a ``FAILED`` ``job.finished``.
 """
 
 from __future__ import annotations
 
 import json
-import time
 import uuid
-from datetime import UTC, datetime
-from typing import Any
 
 import pytest
 
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-class Workflow:
-    def __init__(self, cloud: Any) -> None:
-        self.cloud = cloud
-        self.sfn = cloud.aws_client("stepfunctions")
-        self.ddb = cloud.aws_client("dynamodb")
-        self.s3 = cloud.aws_client("s3")
-        tables = self.ddb.list_tables()["TableNames"]
-        self.jobs_table = next(t for t in tables if "-JobsTable-" in t)
-        self.events_table = next(t for t in tables if "-JobEventsTable-" in t)
-        self.projects_table = next(t for t in tables if "-ProjectsTable-" in t)
-        self.bucket = next(b["Name"] for b in self.s3.list_buckets()["Buckets"] if "projectsbucket" in b["Name"])
-        self.machine = next(
-            m["stateMachineArn"]
-            for m in self.sfn.list_state_machines()["stateMachines"]
-            if m["name"].endswith("create-project")
-        )
-
-    def start(self, user: str, name: str, template: str = "web-app") -> dict[str, Any]:
-        """Write the job as the API does, then start its execution."""
-        job_id, project_id = uuid.uuid4().hex, "prj-" + uuid.uuid4().hex[:16]
-        params = {"name": name, "template": template}
-        created = _now()
-        self.ddb.put_item(
-            TableName=self.jobs_table,
-            Item={
-                "jobId": {"S": job_id},
-                "userId": {"S": user},
-                "projectId": {"S": project_id},
-                "type": {"S": "create-project"},
-                "status": {"S": "RUNNING"},
-                "params": {"M": {k: {"S": v} for k, v in params.items()}},
-                "createdAt": {"S": created},
-                "updatedAt": {"S": created},
-                "seq": {"N": "0"},
-                "steps": {"M": {}},
-            },
-        )
-        execution = self.sfn.start_execution(
-            stateMachineArn=self.machine,
-            name=f"wf-{job_id[:12]}",
-            input=json.dumps(
-                {"jobId": job_id, "userId": user, "projectId": project_id, "type": "create-project", "params": params}
-            ),
-        )
-        return {"jobId": job_id, "projectId": project_id, "executionArn": execution["executionArn"], **params}
-
-    def wait(self, execution_arn: str, timeout: float = 90) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            status = self.sfn.describe_execution(executionArn=execution_arn)["status"]
-            if status != "RUNNING":
-                return status
-            time.sleep(0.1)
-        raise TimeoutError(execution_arn)
-
-    def states_entered(self, execution_arn: str) -> list[str]:
-        events = self.sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
-        return [e["stateEnteredEventDetails"]["name"] for e in events if "stateEnteredEventDetails" in e]
-
-    def job(self, job_id: str) -> dict[str, Any]:
-        from boto3.dynamodb.types import TypeDeserializer
-
-        item = self.ddb.get_item(TableName=self.jobs_table, Key={"jobId": {"S": job_id}}, ConsistentRead=True)["Item"]
-        return {k: TypeDeserializer().deserialize(v) for k, v in item.items()}
-
-    def events(self, job_id: str) -> list[dict[str, Any]]:
-        items = self.ddb.query(
-            TableName=self.events_table,
-            KeyConditionExpression="jobId = :j",
-            ExpressionAttributeValues={":j": {"S": job_id}},
-        )["Items"]
-        return [json.loads(i["body"]["S"]) for i in items]
-
-    def name_reserved(self, user: str, name: str) -> bool:
-        return "Item" in self.ddb.get_item(
-            TableName=self.projects_table, Key={"pk": {"S": f"name#{user}#{name}"}}, ConsistentRead=True
-        )
-
-    def objects(self, project_id: str) -> list[str]:
-        listed = self.s3.list_objects_v2(Bucket=self.bucket, Prefix=f"projects/{project_id}/")
-        return [o["Key"] for o in listed.get("Contents", [])]
+from tests.workflows.engine import Workflow
 
 
 @pytest.fixture(scope="module")

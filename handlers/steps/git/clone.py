@@ -33,6 +33,10 @@ class ForbiddenHost(Exception):
     """The repository's host resolves to a private, loopback or link-local address."""
 
 
+class HostNotFound(Exception):
+    """The repository's host name does not resolve."""
+
+
 class RepositoryTooLarge(Exception):
     """The clone could not finish within the function's time."""
 
@@ -43,7 +47,7 @@ def _check_resolved(url: git_input.RepoUrl, allowed: frozenset[str]) -> None:
     try:
         addresses = {info[4][0] for info in socket.getaddrinfo(url.host, None)}
     except socket.gaierror as e:
-        raise git_input.GitInputError("params.repoUrl", f"the repository's host does not resolve: {e}") from None
+        raise HostNotFound(f"{url.host} does not resolve: {e.strerror}") from None
     if any(git_input.forbidden_address(a.split("%")[0]) for a in addresses):
         raise ForbiddenHost(f"{url.host} resolves to a private, loopback or link-local address")
 
