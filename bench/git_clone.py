@@ -91,7 +91,7 @@ def run(cloud: Cloud, s: Settings, say: Callable[[str], None]) -> Section:
         ws.close()
         server.stop()
         section.rows = [
-            Row("git-clone job, POST to job.finished (WebSocket)", "s", jobs_s, plain_s, "plain git clone of the same URL",
+            Row("git-clone job, POST to job.finished (WebSocket)", "s", jobs_s, plain_s, "plain git clone, same URL",
                 target="≤ 1.2x baseline + 1 s", check=lambda v, b: v <= 1.2 * b + 1, digits=2),
         ]  # fmt: skip
         section.notes.append(f"repository: {s.files} files, {s.commits} commits, smart HTTP on 127.0.0.1")

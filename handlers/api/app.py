@@ -323,6 +323,10 @@ def cancel_job(job_id: str) -> Response:
         if e.response["Error"]["Code"] != "ExecutionDoesNotExist":
             raise
     publisher.finish(job, "CANCELLED", error={"code": "Cancelled", "message": "cancelled by the user"})
+    if job["type"] in GIT_JOB_TYPES and job.get("projectId"):
+        # The project is free for the next git job now; a step still running finds the lock gone
+        # before it changes the workspace for good, and leaves it as it was.
+        locks.release(job["projectId"], job["jobId"])
     return _json(202, jobs.view(jobs.get(job["jobId"], consistent=True)))
 
 

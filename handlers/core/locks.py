@@ -3,7 +3,12 @@
 ``lock#<projectId>`` names the job that holds it and when it lapses. Taking it succeeds if there
 is none, if it has lapsed (a job killed so hard that nothing released it), or if this job holds it
 already (a retried step). Only the holder releases it: the notify step on every exit of a git
-workflow.
+workflow, or the API when the user cancels the job.
+
+The API takes the lock before it starts an execution; the git steps take it again (a no-op for
+the holder) so that an execution started some other way is held to the same rule, and check that
+they still hold it before they change the workspace for good, so that a cancelled job whose
+Lambda is still running cannot overwrite the work of the job that came after it.
 """
 
 from __future__ import annotations
@@ -52,6 +57,28 @@ def acquire(project_id: str, job_id: str, job_type: str) -> str | None:
             raise
     holder = _table().get_item(Key=_key(project_id), ConsistentRead=True).get("Item")
     return str(holder["jobId"]) if holder else acquire(project_id, job_id, job_type)
+
+
+class ProjectBusy(Exception):
+    """Another git job holds the project's lock (the step's error name for Step Functions)."""
+
+
+class LockLost(Exception):
+    """The job no longer holds its project's lock (cancelled, or lapsed): it must not touch the workspace."""
+
+
+def hold(project_id: str, job_id: str, job_type: str) -> None:
+    """Take (or keep) the lock in a git step; ``ProjectBusy`` if another job holds it."""
+    holder = acquire(project_id, job_id, job_type)
+    if holder is not None:
+        raise ProjectBusy(f"project {project_id} is busy with git job {holder}")
+
+
+def check_held(project_id: str, job_id: str) -> None:
+    """``LockLost`` unless ``job_id`` still holds a live lock on the project."""
+    item = _table().get_item(Key=_key(project_id), ConsistentRead=True).get("Item")
+    if not item or item["jobId"] != job_id or int(item["expiresAt"]) < epoch_seconds():
+        raise LockLost(f"job {job_id} no longer holds project {project_id} (cancelled?); the workspace is unchanged")
 
 
 def release(project_id: str, job_id: str) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import time
 
 import pytest
 
@@ -96,3 +97,17 @@ def test_one_git_job_per_project(local_cloud, git_server, project):
     third = clone(local_cloud, project, repoUrl=f"{git_server.url}/public.git")
     assert third.status_code == 202, "the lock was released when the first job ended"
     wait_for_status(local_cloud, third.json()["jobId"], USER)
+
+
+def test_cancelling_a_git_job_frees_the_project_and_its_clone_is_thrown_away(local_cloud, git_server, project):
+    slow = clone(local_cloud, project, repoUrl=f"{git_server.url}/slow.git").json()
+    cancelled = http(local_cloud, "DELETE", f"/jobs/{slow['jobId']}", USER)
+    assert cancelled.status_code == 202 and cancelled.json()["status"] == "CANCELLED"
+    after = clone(local_cloud, project, repoUrl=f"{git_server.url}/public.git")
+    assert after.status_code == 202, f"the cancel released the lock: {after.text}"
+    assert wait_for_status(local_cloud, after.json()["jobId"], USER)["status"] == "SUCCEEDED"
+    time.sleep(3)  # longer than the slow server's delay: the cancelled clone's Lambda has ended
+    workspace = local_cloud.efs_root() / "projects" / project
+    assert (workspace / "README.md").read_text() == "public\n", "the cancelled clone never replaced the workspace"
+    assert wait_for_status(local_cloud, slow["jobId"], USER)["status"] == "CANCELLED"
+    assert not [p.name for p in workspace.parent.iterdir() if p.name.startswith((".clone-", ".replaced-"))]

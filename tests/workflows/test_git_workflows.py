@@ -88,16 +88,15 @@ def test_a_merge_conflict_ends_in_notify_failure_with_the_paths(workflow, projec
     assert workflow.lock_holder(project) is None
 
 
-def test_notify_never_releases_a_lock_another_job_holds(workflow, git_server, project):
-    """A lock that lapsed and was retaken belongs to its new holder: the old job's exit leaves it."""
-    holder = workflow.start_job("git-clone", USER, {"repoUrl": f"{git_server.url}/app.git"}, project, lock=True)
-    assert workflow.wait(holder["executionArn"]) == "SUCCEEDED"
+def test_a_job_whose_lock_another_job_holds_fails_busy_and_leaves_that_lock(workflow, git_server, project):
+    """A lock that lapsed and was retaken belongs to its new holder: the old job neither clones nor releases it."""
     workflow.ddb.put_item(
         TableName=workflow.projects_table,
         Item={"pk": {"S": f"lock#{project}"}, "jobId": {"S": "someone-else"}, "expiresAt": {"N": "9999999999"}},
     )
     late = workflow.start_job("git-clone", USER, {"repoUrl": f"{git_server.url}/app.git"}, project)
-    assert workflow.wait(late["executionArn"]) == "SUCCEEDED"
+    assert workflow.wait(late["executionArn"]) == "FAILED"
+    assert workflow.job(late["jobId"])["error"]["code"] == "ProjectBusy"
     assert workflow.lock_holder(project) == "someone-else"
 
 

@@ -18,7 +18,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core import config, git_input, publisher
+from core import config, git_input, locks, publisher
 from core.steps import job_step
 from steps.git import runner
 from steps.git.credentials import askpass_for
@@ -60,6 +60,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     url = git_input.check_repo_url(params["repoUrl"], allowed)
     ref = git_input.check_ref(params["ref"]) if params.get("ref") else None
     _check_resolved(url, allowed)
+    locks.hold(project_id, job_id, "git-clone")
 
     workspace = workspace_dir(project_id)
     staging = workspace.parent / f".clone-{project_id}-{job_id[:12]}"
@@ -103,6 +104,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         commit = runner.run(["rev-parse", "HEAD"], staging, home=Path(home), timeout=30)
         branch = runner.run(["branch", "--show-current"], staging, home=Path(home), timeout=30) or None
 
+    try:
+        locks.check_held(project_id, job_id)
+    except locks.LockLost:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     previous = workspace.parent / f".replaced-{project_id}-{job_id[:12]}"
     if workspace.exists():
         workspace.rename(previous)

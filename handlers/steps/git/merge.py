@@ -22,7 +22,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core import config, git_input
+from core import config, git_input, locks
 from core.errors import StepErrorWithDetails
 from core.steps import job_step
 from steps.git import runner
@@ -104,6 +104,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         plan = [(source, target, params.get("strategy", "merge"))]
     for ref in {source, target, *(t for _, t, _ in plan)}:
         git_input.check_ref(ref)
+    locks.hold(event["projectId"], event["jobId"], "git-merge")
 
     with tempfile.TemporaryDirectory(prefix="longrun-git-") as home:
         git = _Git(repo, Path(home), context.get_remaining_time_in_millis() / 1000 - 15)
@@ -122,6 +123,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                     git("tag", "-a", "-m", f"{params['flow'].split('-')[0].capitalize()} {name}", "--", name)
             if params.get("flow"):
                 git("branch", "--delete", "--force", "--", source)
+            locks.check_held(event["projectId"], event["jobId"])
         except Exception:
             _restore(git, before, original, name if tags else None)
             raise
