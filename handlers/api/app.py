@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
@@ -19,8 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from api import cursor, idempotency
-from core import aws, config, git_input, jobs, locks, projects, publisher, schemas
-from core.clock import now_iso
+from core import aws, config, git_input, jobs, launcher, locks, paths, projects, publisher, schemas
 from core.config import state_machine_arn
 from core.errors import (
     ApiError,
@@ -121,12 +121,6 @@ def _accepted(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _execution_name(job_type: str, label: str, job_id: str) -> str:
-    """``{type}-{project}-{shortid}``: readable in the console, unique, within Step Functions' 80 chars."""
-    label = re.sub(r"[^A-Za-z0-9-]", "-", label)[:40]
-    return f"{job_type}-{label}-{job_id[:8]}"
-
-
 # --- validation ---------------------------------------------------------------------------------
 
 
@@ -146,6 +140,11 @@ def _validate(body: dict[str, Any], user_id: str) -> tuple[str, str | None, dict
         problems.append({"path": "projectId", "message": "is required"})
     if not problems and job_type in GIT_JOB_TYPES:
         problems += _git_problems(params)
+    if not problems and job_type == "sync" and "prefix" in params:
+        try:
+            params = {**params, "prefix": _sync_prefix(params["prefix"])}
+        except paths.PathError as e:
+            problems.append({"path": "params.prefix", "message": e.message})
     if problems:
         raise ValidationError("the job request is not valid", sorted(problems, key=lambda p: p["path"]))
     project_id = body.get("projectId")
@@ -168,6 +167,11 @@ def _git_problems(params: dict[str, Any]) -> list[dict[str, str]]:
         except git_input.GitInputError as e:
             problems.append({"path": e.path, "message": e.message})
     return problems
+
+
+def _sync_prefix(value: str) -> str:
+    """A sync's ``prefix``: a checked relative directory, ending in ``/`` (``src`` and ``src/`` alike)."""
+    return paths.check_relative_path(value.rstrip("/") if value.endswith("/") else value, "params.prefix") + "/"
 
 
 def _with_defaults(job_type: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -222,22 +226,7 @@ def _start(
     """Write the job, then start its execution; a job whose start fails is closed ``FAILED``."""
     if job_type == "create-project":
         project_id = "prj-" + uuid.uuid4().hex[:16]
-    name = _execution_name(job_type, params.get("name", project_id or ""), job_id)
-    created = now_iso()
-    job: dict[str, Any] = {
-        "jobId": job_id,
-        "userId": user_id,
-        "type": job_type,
-        "status": "RUNNING",
-        "params": params,
-        "createdAt": created,
-        "updatedAt": created,
-        "executionArn": machine.replace(":stateMachine:", ":execution:") + f":{name}",
-        "seq": 0,
-        "steps": {},
-    }
-    if project_id:
-        job["projectId"] = project_id
+    job = launcher.new_job(job_id, user_id, job_type, project_id, params, machine)
     if job_type == "create-project":
         # One write: the job, only while the name is free (the workflow's ReserveName settles a race).
         if not jobs.put_new_unless(job, projects.name_key(user_id, params["name"])):
@@ -257,15 +246,8 @@ def _start(
                 locks.release(project_id, job_id)
             raise
     try:
-        aws.client("stepfunctions").start_execution(
-            stateMachineArn=machine,
-            name=name,
-            input=json.dumps(
-                {"jobId": job_id, "userId": user_id, "projectId": project_id, "type": job_type, "params": params}
-            ),
-        )
+        launcher.start_execution(job, machine)
     except Exception:
-        publisher.finish(job, "FAILED", error={"code": "StartFailed", "message": "the job could not be started"})
         if job_type in GIT_JOB_TYPES and project_id:
             locks.release(project_id, job_id)
         raise
@@ -323,7 +305,7 @@ def cancel_job(job_id: str) -> Response:
         if e.response["Error"]["Code"] != "ExecutionDoesNotExist":
             raise
     publisher.finish(job, "CANCELLED", error={"code": "Cancelled", "message": "cancelled by the user"})
-    if job["type"] in GIT_JOB_TYPES and job.get("projectId"):
+    if job["type"] in locks.LOCKING_JOB_TYPES and job.get("projectId"):
         # The project is free for the next git job now; a step still running finds the lock gone
         # before it changes the workspace for good, and leaves it as it was.
         locks.release(job["projectId"], job["jobId"])
@@ -336,6 +318,56 @@ def get_project(project_id: str) -> Response:
     if project is None:
         raise NotFound(f"project {project_id} not found")
     return _json(200, projects.view(project))
+
+
+@app.post("/projects/<project_id>/uploads")
+def create_upload(project_id: str) -> Response:
+    """A pre-signed S3 PUT URL for one file of the project: the file goes to S3 directly, never through Lambda.
+
+    The key is the project's prefix plus the checked, NFC-normalised path. ``contentType`` and
+    ``size`` are signed into the URL (S3 refuses a request whose headers differ), so ``size``
+    bounds the upload; the URL lapses after ``UPLOAD_URL_SECONDS``. The upload itself starts a
+    sync of the project (see ``triggers.uploads``).
+    """
+    user_id = _user()
+    project_id = _path_id(project_id)
+    body = _body()
+    problems = schemas.violations("upload-request.json", body)
+    path = None
+    if not any(p["path"] == "path" for p in problems):
+        try:
+            path = paths.check_relative_path(body.get("path"))
+        except paths.PathError as e:
+            problems.append({"path": "path", "message": e.message})
+    limit = config.upload_max_bytes()
+    if isinstance(body.get("size"), int) and body["size"] > limit:
+        problems.append({"path": "size", "message": f"at most {limit} bytes"})
+    if problems:
+        raise ValidationError("the upload request is not valid", problems)
+    if projects.get_owned(project_id, user_id) is None:
+        raise NotFound(f"project {project_id} not found")
+    key = f"projects/{project_id}/{path}"
+    params: dict[str, Any] = {"Bucket": config.settings().projects_bucket, "Key": key}
+    headers: dict[str, str] = {}
+    if body.get("contentType"):
+        params["ContentType"] = headers["Content-Type"] = body["contentType"]
+    if "size" in body:
+        params["ContentLength"] = body["size"]
+        headers["Content-Length"] = str(body["size"])
+    seconds = config.upload_url_seconds()
+    url = aws.presigning_client("s3").generate_presigned_url("put_object", Params=params, ExpiresIn=seconds)
+    expires = datetime.now(UTC) + timedelta(seconds=seconds)
+    return _json(
+        200,
+        {
+            "url": url,
+            "method": "PUT",
+            "headers": headers,
+            "key": key,
+            "path": path,
+            "expiresAt": expires.isoformat(timespec="seconds").replace("+00:00", "Z"),
+        },
+    )
 
 
 # --- errors -------------------------------------------------------------------------------------

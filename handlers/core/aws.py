@@ -26,3 +26,9 @@ def table(name: str) -> Any:
 def connections_client(endpoint_url: str) -> Any:
     """The WebSocket ``@connections`` client: its endpoint is per API and stage, so it is explicit."""
     return boto3.client("apigatewaymanagementapi", endpoint_url=endpoint_url, config=_CONFIG)
+
+
+@cache
+def presigning_client(service: str) -> Any:
+    """A client for pre-signed URLs: Signature Version 4, so the headers it is given are signed into the URL."""
+    return boto3.client(service, config=_CONFIG.merge(Config(signature_version="s3v4")))

@@ -64,6 +64,16 @@ def git_private_hosts() -> frozenset[str]:
     return frozenset(h.strip().lower() for h in os.environ.get("GIT_PRIVATE_HOSTS", "").split(",") if h.strip())
 
 
+def upload_max_bytes() -> int:
+    """The largest upload a pre-signed URL may carry (``UploadMaxBytes``; S3's own PUT limit is 5 GiB)."""
+    return int(os.environ.get("UPLOAD_MAX_BYTES", str(5 * 1024**3)))
+
+
+def upload_url_seconds() -> int:
+    """How long a pre-signed upload URL stays valid."""
+    return int(os.environ.get("UPLOAD_URL_SECONDS", "900"))
+
+
 def state_machine_arn(job_type: str) -> str | None:
     """The ARN of the state machine that runs ``job_type``, if this deployment has it.
 

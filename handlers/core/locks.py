@@ -21,8 +21,11 @@ from core import aws
 from core.clock import epoch_seconds, now_iso
 from core.config import settings
 
-# Job kinds that run git on a project's workspace, hence take its lock.
+# Job kinds that run git on a project's workspace: the API takes the lock (or answers 409).
 GIT_JOB_TYPES = frozenset({"git-clone", "git-merge"})
+# Every kind that changes a workspace holds the lock while it runs; a sync takes it in its
+# workflow and waits its turn instead of being refused.
+LOCKING_JOB_TYPES = GIT_JOB_TYPES | {"sync"}
 
 # Longer than any git workflow may run (its state machine's own timeout), so a live job keeps it.
 LOCK_SECONDS = 30 * 60
@@ -72,6 +75,22 @@ def hold(project_id: str, job_id: str, job_type: str) -> None:
     holder = acquire(project_id, job_id, job_type)
     if holder is not None:
         raise ProjectBusy(f"project {project_id} is busy with git job {holder}")
+
+
+def refresh(project_id: str, job_id: str) -> None:
+    """Extend the lock ``job_id`` holds (long syncs call this as they go); ``LockLost`` if it holds none."""
+    now = epoch_seconds()
+    try:
+        _table().update_item(
+            Key=_key(project_id),
+            UpdateExpression="SET expiresAt = :later",
+            ConditionExpression="jobId = :job AND expiresAt >= :now",
+            ExpressionAttributeValues={":later": now + LOCK_SECONDS, ":job": job_id, ":now": now},
+        )
+    except ClientError as e:
+        if e.response["Error"]["Code"] == "ConditionalCheckFailedException":
+            raise LockLost(f"job {job_id} no longer holds project {project_id} (cancelled?)") from None
+        raise
 
 
 def check_held(project_id: str, job_id: str) -> None:

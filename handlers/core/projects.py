@@ -32,6 +32,12 @@ def name_reservation(user_id: str, name: str) -> dict[str, Any] | None:
     return plain(item) if item else None
 
 
+def get(project_id: str) -> dict[str, Any] | None:
+    """A project whoever owns it: for triggers, which learn the owner from the project (never from the event)."""
+    item = _table().get_item(Key=project_key(project_id)).get("Item")
+    return plain(item) if item else None
+
+
 def get_owned(project_id: str, user_id: str) -> dict[str, Any] | None:
     item = _table().get_item(Key=project_key(project_id)).get("Item")
     if not item or item.get("userId") != user_id:

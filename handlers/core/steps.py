@@ -34,19 +34,27 @@ _TRANSIENT_CODES = frozenset(
 Handler = Callable[[dict[str, Any], Any], Any]
 
 
-def job_step(name: str, summary: Callable[[Any], dict[str, Any]] | None = None) -> Callable[[Handler], Handler]:
+def job_step(
+    name: str,
+    summary: Callable[[Any], dict[str, Any]] | None = None,
+    *,
+    starts: Callable[[dict[str, Any]], bool] | None = None,
+    ends: Callable[[Any], bool] | None = None,
+) -> Callable[[Handler], Handler]:
     """Wrap a step handler so that its progress reaches the user, whatever happens inside.
 
     A transient AWS error is re-raised as ``TransientError`` (reported ``RETRYING``); anything
     else is reported ``FAILED`` with its name and message and re-raised for the state machine's
     ``Catch``. ``summary`` picks what of the result goes into the ``SUCCEEDED`` event's detail.
+    A step that a state machine loops over (a listing with a cursor) reports ``STARTED`` only for
+    the rounds ``starts`` picks and ``SUCCEEDED`` only for the results ``ends`` picks.
     """
 
     def decorate(fn: Handler) -> Handler:
         @functools.wraps(fn)
         def wrapper(event: dict[str, Any], context: Any) -> Any:
             logger.append_keys(jobId=event.get("jobId"), userId=event.get("userId"), step=name)
-            started = publisher.progress(event, name, "STARTED")
+            started = publisher.progress(event, name, "STARTED") if starts is None or starts(event) else None
             seq = started["seq"] if started else None
             try:
                 result = fn(event, context)
@@ -68,7 +76,8 @@ def job_step(name: str, summary: Callable[[Any], dict[str, Any]] | None = None) 
                     detail["details"] = e.details
                 publisher.progress(event, name, "FAILED", detail, after_seq=seq)
                 raise
-            publisher.progress(event, name, "SUCCEEDED", summary(result) if summary else {}, after_seq=seq)
+            if ends is None or ends(result):
+                publisher.progress(event, name, "SUCCEEDED", summary(result) if summary else {}, after_seq=seq)
             return result
 
         return wrapper

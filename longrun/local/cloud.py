@@ -31,6 +31,7 @@ import boto3
 from botocore.config import Config
 
 from longrun.local.control_plane import ControlPlane
+from longrun.local.event_sources import SqsPoller
 from longrun.local.lambda_runtime import LambdaRuntime
 from longrun.local.rest_front import RestFront
 from longrun.local.stack import ACCOUNT_ID, Stack, StackBuilder
@@ -85,6 +86,7 @@ class LocalCloud:
         self.rest: RestFront | None = None
         self.websocket: WebSocketFront | None = None
         self.stack: Stack | None = None
+        self.pollers: list[SqsPoller] = []
 
     # --- start --------------------------------------------------------------------------------
 
@@ -121,6 +123,10 @@ class LocalCloud:
                     spec.niceness = BACKGROUND_NICENESS
                 self.runtime.add(spec)
             self._warm()
+            for source in self.stack.event_sources:
+                poller = SqsPoller(source, self.client("sqs"), self.runtime, o.region)
+                poller.start()
+                self.pollers.append(poller)
             if self.stack.rest_api is None or self.stack.websocket_api is None:
                 raise RuntimeError("the template has no REST API or no WebSocket API")
             self.rest = RestFront(o.host, o.api_port, self.stack.rest_api, self.runtime, o.region)
@@ -250,6 +256,8 @@ class LocalCloud:
     # --- stop ---------------------------------------------------------------------------------
 
     def stop(self) -> None:
+        for poller in self.pollers:
+            poller.stop()
         for part in (self.websocket, self.rest, self.control):
             if part is not None:
                 try:

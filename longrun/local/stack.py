@@ -29,8 +29,12 @@ CREATED_IN_MOTO = {
     "AWS::IAM::Role",
     "AWS::IAM::ManagedPolicy",
     "AWS::Logs::LogGroup",
+    "AWS::SQS::Queue",
+    "AWS::SQS::QueuePolicy",
+    "AWS::Events::Rule",  # moto delivers S3's EventBridge events to the rule's SQS target
 }
 SERVED_LOCALLY = {
+    "AWS::Lambda::EventSourceMapping",  # polled by event_sources (SQS → function)
     "AWS::Lambda::Function",  # warm worker processes (lambda_runtime)
     "AWS::Lambda::LayerVersion",  # its directory, in place of /opt
     "AWS::Lambda::Permission",  # the local API fronts may invoke any function of the stack
@@ -100,6 +104,17 @@ class WebSocketApiSpec:
 
 
 @dataclass
+class EventSourceSpec:
+    """An SQS → Lambda event source mapping: what the local poller needs to act like Lambda's."""
+
+    queue_url: str
+    function: str
+    batch_size: int = 10
+    batching_window: float = 0.0
+    report_batch_item_failures: bool = False
+
+
+@dataclass
 class Stack:
     name: str
     region: str
@@ -110,6 +125,7 @@ class Stack:
     outputs: dict[str, Any] = field(default_factory=dict)
     physical: dict[str, str] = field(default_factory=dict)
     efs_root: Path | None = None
+    event_sources: list[EventSourceSpec] = field(default_factory=list)
 
     def api_functions(self) -> set[str]:
         """Names of the functions a client waits on: API integrations and authorizers."""
@@ -122,6 +138,25 @@ class Stack:
             if self.websocket_api.connect_authorizer:
                 names.add(self.websocket_api.connect_authorizer)
         return names
+
+
+def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
+    """CloudFormation's lifecycle rule shape in the S3 API's."""
+    out: dict[str, Any] = {
+        "ID": rule.get("Id", "rule"),
+        "Status": rule["Status"],
+        "Filter": {"Prefix": rule.get("Prefix", "")},
+    }
+    if "ExpirationInDays" in rule:
+        out["Expiration"] = {"Days": int(rule["ExpirationInDays"])}
+    if "NoncurrentVersionExpiration" in rule:
+        out["NoncurrentVersionExpiration"] = {
+            "NoncurrentDays": int(rule["NoncurrentVersionExpiration"]["NoncurrentDays"])
+        }
+    if "AbortIncompleteMultipartUpload" in rule:
+        days = int(rule["AbortIncompleteMultipartUpload"]["DaysAfterInitiation"])
+        out["AbortIncompleteMultipartUpload"] = {"DaysAfterInitiation": days}
+    return out
 
 
 def _short_id(*parts: str, length: int = 10) -> str:
@@ -148,6 +183,7 @@ class StackBuilder:
         self.data_dir = data_dir
         self.ws_management_base = websocket_management_base
         self.aws = aws  # a callable: service name → boto3 client against moto
+        self._redrives: list[tuple[str, str]] = []  # (queue URL, RedrivePolicy) not applied yet
         self._check_types()
         self.params = self._parameters(parameters)
         self.resolver = Resolver(
@@ -219,6 +255,10 @@ class StackBuilder:
             return f"arn:aws:iam::{ACCOUNT_ID}:policy/{self._name(logical_id, 'ManagedPolicyName', 128)}"
         if kind == "AWS::Logs::LogGroup":
             return self._name(logical_id, "LogGroupName", 512)
+        if kind == "AWS::SQS::Queue":
+            return f"{self.sqs_base}/{ACCOUNT_ID}/{self._name(logical_id, 'QueueName', 80)}"
+        if kind == "AWS::Events::Rule":
+            return self._name(logical_id, "Name", 64)
         if kind == "AWS::Lambda::LayerVersion":
             return f"arn:aws:lambda:{arn}:layer:{self._name(logical_id, 'LayerName')}:1"
         if kind in ("AWS::ApiGateway::Stage", "AWS::ApiGatewayV2::Stage"):
@@ -230,6 +270,11 @@ class StackBuilder:
             "AWS::EC2::SecurityGroup": "sg-",
         }
         return prefixes.get(kind, "") + _short_id(self.stack.name, logical_id)
+
+    @property
+    def sqs_base(self) -> str:
+        """Queue URLs are ``{endpoint}/{account}/{name}`` on moto, as on AWS's legacy endpoints."""
+        return str(self.aws("sqs").meta.endpoint_url).rstrip("/")
 
     def _arn_prefix(self) -> str:
         return f"{self.stack.region}:{ACCOUNT_ID}"
@@ -250,6 +295,10 @@ class StackBuilder:
             ("AWS::StepFunctions::StateMachine", "Arn"): ref,
             ("AWS::StepFunctions::StateMachine", "Name"): str(ref).rsplit(":", 1)[-1],
             ("AWS::Logs::LogGroup", "Arn"): f"arn:aws:logs:{where}:log-group:{ref}:*",
+            ("AWS::SQS::Queue", "Arn"): f"arn:aws:sqs:{where}:{str(ref).rsplit('/', 1)[-1]}",
+            ("AWS::SQS::Queue", "QueueName"): str(ref).rsplit("/", 1)[-1],
+            ("AWS::SQS::Queue", "QueueUrl"): ref,
+            ("AWS::Events::Rule", "Arn"): f"arn:aws:events:{where}:rule/{ref}",
             ("AWS::EFS::FileSystem", "Arn"): f"arn:aws:elasticfilesystem:{where}:file-system/{ref}",
             ("AWS::EFS::AccessPoint", "Arn"): f"arn:aws:elasticfilesystem:{where}:access-point/{ref}",
             ("AWS::EC2::SecurityGroup", "GroupId"): ref,
@@ -276,8 +325,11 @@ class StackBuilder:
             "AWS::IAM::Role",
             "AWS::Logs::LogGroup",
             "AWS::DynamoDB::Table",
+            "AWS::SQS::Queue",
+            "AWS::SQS::QueuePolicy",
             "AWS::S3::Bucket",
             "AWS::S3::BucketPolicy",
+            "AWS::Events::Rule",
             "AWS::StepFunctions::StateMachine",
         ):
             for logical_id in by_type.get(kind, []):
@@ -287,6 +339,10 @@ class StackBuilder:
         self._efs(by_type)
         for logical_id in by_type.get("AWS::Lambda::Function", []):
             self.stack.functions.append(self._function(logical_id))
+        if self._redrives:
+            raise CannotEmulate(f"dead-letter queues that do not exist: {self._redrives}")
+        for logical_id in by_type.get("AWS::Lambda::EventSourceMapping", []):
+            self.stack.event_sources.append(self._event_source(logical_id))
         for logical_id in by_type.get("AWS::ApiGateway::RestApi", []):
             self.stack.rest_api = self._rest_api(logical_id, by_type)
         for logical_id in by_type.get("AWS::ApiGatewayV2::Api", []):
@@ -367,6 +423,92 @@ class StackBuilder:
             s3.put_bucket_versioning(
                 Bucket=name, VersioningConfiguration={"Status": props["VersioningConfiguration"]["Status"]}
             )
+        notifications = props.get("NotificationConfiguration") or {}
+        if set(notifications) - {"EventBridgeConfiguration"}:
+            raise CannotEmulate(f"{logical_id}: only EventBridge notifications are emulated")
+        if notifications.get("EventBridgeConfiguration", {}).get("EventBridgeEnabled"):
+            s3.put_bucket_notification_configuration(
+                Bucket=name, NotificationConfiguration={"EventBridgeConfiguration": {}}
+            )
+        if "CorsConfiguration" in props:
+            # CloudFormation's CorsRule names differ from the S3 API's in three fields.
+            renamed = {"Id": "ID", "MaxAge": "MaxAgeSeconds", "ExposedHeaders": "ExposeHeaders"}
+            rules = [{renamed.get(k, k): v for k, v in rule.items()} for rule in props["CorsConfiguration"]["CorsRules"]]
+            s3.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": rules})
+        if "LifecycleConfiguration" in props:
+            s3.put_bucket_lifecycle_configuration(
+                Bucket=name,
+                LifecycleConfiguration={
+                    "Rules": [_lifecycle_rule(r) for r in props["LifecycleConfiguration"]["Rules"]]
+                },
+            )
+
+    def _create_sqs_queue(self, logical_id: str, props: dict[str, Any]) -> None:
+        sqs = self.aws("sqs")
+        attributes = {
+            k: str(props[k])
+            for k in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds")
+            if k in props
+        }
+        url = sqs.create_queue(QueueName=self.stack.physical[logical_id].rsplit("/", 1)[-1], Attributes=attributes)
+        self.stack.physical[logical_id] = url["QueueUrl"]
+        if "RedrivePolicy" in props:
+            self._redrives.append((url["QueueUrl"], json.dumps(props["RedrivePolicy"])))
+        self._apply_redrives()
+
+    def _apply_redrives(self) -> None:
+        """Redrive policies whose dead-letter queue exists by now (queues are made in template order)."""
+        sqs = self.aws("sqs")
+        waiting = []
+        for url, policy in self._redrives:
+            dead_letter = json.loads(policy)["deadLetterTargetArn"].rsplit(":", 1)[-1]
+            if dead_letter not in {u.rsplit("/", 1)[-1] for u in sqs.list_queues().get("QueueUrls", [])}:
+                waiting.append((url, policy))
+                continue
+            sqs.set_queue_attributes(QueueUrl=url, Attributes={"RedrivePolicy": policy})
+        self._redrives = waiting
+
+    def _create_sqs_queuepolicy(self, logical_id: str, props: dict[str, Any]) -> None:
+        for url in props["Queues"]:
+            self.aws("sqs").set_queue_attributes(
+                QueueUrl=url, Attributes={"Policy": json.dumps(props["PolicyDocument"])}
+            )
+
+    def _create_events_rule(self, logical_id: str, props: dict[str, Any]) -> None:
+        events = self.aws("events")
+        name = self.stack.physical[logical_id]
+        kwargs: dict[str, Any] = {"Name": name, "State": props.get("State", "ENABLED")}
+        if "EventPattern" in props:
+            kwargs["EventPattern"] = json.dumps(props["EventPattern"])
+        if "ScheduleExpression" in props:
+            kwargs["ScheduleExpression"] = props["ScheduleExpression"]
+        if "EventBusName" in props:
+            kwargs["EventBusName"] = props["EventBusName"]
+        events.put_rule(**kwargs)
+        targets = props.get("Targets", [])
+        for target in targets:
+            if ":sqs:" not in target["Arn"]:
+                raise CannotEmulate(f"{logical_id}: moto delivers rules to SQS targets only, not {target['Arn']}")
+        if targets:
+            events.put_targets(
+                Rule=name,
+                **({"EventBusName": props["EventBusName"]} if "EventBusName" in props else {}),
+                Targets=[{"Id": t["Id"], "Arn": t["Arn"]} for t in targets],
+            )
+
+    def _event_source(self, logical_id: str) -> EventSourceSpec:
+        props = self.resolver.resolve(self._props(logical_id))
+        arn = str(props["EventSourceArn"])
+        if ":sqs:" not in arn:
+            raise CannotEmulate(f"{logical_id}: only SQS event sources are emulated, not {arn}")
+        queue_url = self.aws("sqs").get_queue_url(QueueName=arn.rsplit(":", 1)[-1])["QueueUrl"]
+        return EventSourceSpec(
+            queue_url=queue_url,
+            function=str(props["FunctionName"]).rsplit(":", 1)[-1],
+            batch_size=int(props.get("BatchSize", 10)),
+            batching_window=float(props.get("MaximumBatchingWindowInSeconds", 0)),
+            report_batch_item_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
+        )
 
     def _create_s3_bucketpolicy(self, logical_id: str, props: dict[str, Any]) -> None:
         document = dict(props["PolicyDocument"])

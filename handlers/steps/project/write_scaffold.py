@@ -8,7 +8,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core import aws
+from core import aws, sync_requests
 from core.config import settings
 from core.steps import job_step
 from steps.project import scaffold
@@ -30,6 +30,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             Key=prefix + path,
             Body=content,
             ContentType=mimetypes.guess_type(path)[0] or "application/octet-stream",
+            Metadata={sync_requests.WRITER_METADATA: event["jobId"]},  # the workspace gets these by itself
         )
         count += 1
     return {"s3Prefix": prefix, "files": count}

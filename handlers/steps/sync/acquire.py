@@ -1,0 +1,40 @@
+"""Acquire: the sync's turn on the project, and (for an upload-started sync) the uploads it copies.
+
+One job changes a workspace at a time. A sync does not refuse to run when another job holds the
+project: it answers ``acquired: false`` and the workflow waits and asks again, so a sync that
+arrives while another runs is queued, not lost. Once it holds the project, an upload-started sync
+takes the waiting request (the keys uploaded so far); uploads after that start the next job.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from core import locks, publisher, sync_requests
+from steps.sync import work
+
+logger = Logger()
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    job_id, project_id = event["jobId"], event["projectId"]
+    before = event.get("listing") or {}
+    holder = locks.acquire(project_id, job_id, "sync")
+    if holder is not None:
+        if not before.get("waiting"):
+            publisher.progress(event, "queue", "STARTED", {"waitingFor": holder})
+        return {"acquired": False, "waiting": True}
+    if before.get("waiting"):
+        publisher.progress(event, "queue", "SUCCEEDED")
+    listing: dict[str, Any] = {"acquired": True, "done": False, "cursor": None, "page": 0, "batches": 0}
+    if event.get("origin") == "upload":
+        taken = sync_requests.take(project_id, job_id)
+        if taken is not None and taken[0] and not taken[1]:
+            listing["keysRef"] = f"{work.job_prefix(job_id)}keys.json"
+            work.put_json(listing["keysRef"], taken[0])
+        logger.info("uploads taken", extra={"keys": len(taken[0]) if taken else 0, "full": bool(taken and taken[1])})
+    return listing

@@ -1,0 +1,70 @@
+"""Finish: fold what the batches copied and the pages deleted into the manifest, and count.
+
+It also runs on the failure path (``failed: true``), so the files a failed sync did copy are
+recorded and the next sync does not copy them again; the job's work files go only on success.
+"""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from core import publisher
+from core.steps import job_step
+from steps.sync import manifest, work
+
+logger = Logger()
+
+MAX_PROBLEMS = 100  # listed in the result; ``skipped`` counts them all
+
+
+def _read_all(keys: list[str]) -> list[Any]:
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        return list(pool.map(work.get_json, keys))
+
+
+@logger.inject_lambda_context(clear_state=True)
+@job_step(
+    "finish",
+    summary=lambda r: {k: r[k] for k in ("copied", "deleted", "unchanged", "bytes")},
+    starts=lambda event: not event.get("failed"),
+    ends=lambda result: bool(result),
+)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    listing = event.get("listing") or {}
+    if not listing.get("acquired"):
+        return {}  # failed before it held the project: nothing was written
+    job_id, project_id = event["jobId"], event["projectId"]
+    prefix = work.job_prefix(job_id)
+    records = manifest.load(project_id)
+    problems: list[dict[str, str]] = []
+    for page in _read_all(work.keys_under(prefix + "pages/")):
+        for path in page["deleted"]:
+            records.pop(path, None)
+        problems += page["problems"]
+    copied = nbytes = 0
+    for done in _read_all(work.keys_under(prefix + "done/")):
+        for path, size, etag, mtime_ns in done["copied"]:
+            records[path] = manifest.Record(size, etag, mtime_ns)
+        copied += len(done["copied"])
+        nbytes += done["bytes"]
+        problems += done["problems"]
+    manifest.save(project_id, records)
+    if event.get("failed"):
+        logger.info("progress saved after a failure", extra={"copied": copied})
+        return {}
+    if listing.get("batches"):
+        publisher.progress(event, "copy", "SUCCEEDED", {"files": copied, "bytes": nbytes})
+    work.delete_under(prefix)
+    return {
+        "direction": event["params"].get("direction", "s3-to-efs"),
+        "copied": copied,
+        "deleted": int(listing.get("deleted", 0)),
+        "unchanged": int(listing.get("unchanged", 0)),
+        "bytes": nbytes,
+        "skipped": len(problems),
+        "problems": problems[:MAX_PROBLEMS],
+    }

@@ -1,0 +1,227 @@
+"""ListPage: one round of the sync's listing loop (a Choice state brings it back while ``done`` is false).
+
+Each round compares pages of the source (up to ``page_size`` entries after the cursor) with the
+destination's entries in the same key range, deletes what the source no longer has (only with
+``delete``, and before any copy starts), and writes what must be copied as batch files to S3. It
+keeps going for a few pages while time allows, then returns the cursor. When the source is
+exhausted it decides how the copy runs: an inline Map over a short list in the state, or a
+Distributed Map reading the batch index from S3.
+"""
+
+from __future__ import annotations
+
+import time
+from concurrent.futures import ThreadPoolExecutor
+from stat import S_ISREG
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+from botocore.exceptions import ClientError
+
+from core import aws, locks, publisher
+from core.steps import job_step
+from steps.project.workspace import workspace_dir
+from steps.sync import manifest, work
+from steps.sync.files import Collision, UnsafePath, Workspace
+from steps.sync.listing import Item, Problem, efs_items, s3_items, unchanged
+
+logger = Logger()
+
+ROUND_SECONDS = 20  # list pages for this long per invocation, then hand the cursor back
+_manifest_cache: tuple[str, dict[str, manifest.Record]] | None = None
+
+
+def _records(job_id: str, project_id: str) -> dict[str, manifest.Record]:
+    """The manifest, read once per job by a warm container (only Finish writes it, after the listing)."""
+    global _manifest_cache
+    if _manifest_cache is None or _manifest_cache[0] != job_id:
+        _manifest_cache = (job_id, manifest.load(project_id))
+    return _manifest_cache[1]
+
+
+def _take(items: Any, limit: int) -> tuple[list[Item], list[Problem], bool]:
+    """Up to ``limit`` items from an iterator (problems ride along); True if it ran dry."""
+    taken: list[Item] = []
+    problems: list[Problem] = []
+    for thing in items:
+        if isinstance(thing, Problem):
+            problems.append(thing)
+            continue
+        taken.append(thing)
+        if len(taken) >= limit:
+            return taken, problems, False
+    return taken, problems, True
+
+
+def _dest_range(direction: str, project_id: str, ws: Workspace, prefix: str, after: str | None, upto: str | None):
+    """Destination items after ``after`` up to ``upto`` (inclusive; None: to the end)."""
+    side = efs_items(ws, prefix, after) if direction == "s3-to-efs" else s3_items(project_id, prefix, after)
+    found: dict[str, Item] = {}
+    for thing in side:
+        if isinstance(thing, Problem):
+            continue  # reported when that side is the source
+        if upto is not None and thing.path.encode() > upto.encode():
+            break
+        found[thing.path] = thing
+    return found
+
+
+def _head(project_id: str, path: str) -> Item | None:
+    key = work.project_prefix(project_id) + path
+    try:
+        head = aws.client("s3").head_object(Bucket=work.bucket(), Key=key)
+    except ClientError as e:
+        if e.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    return Item(path, int(head["ContentLength"]), int(head["LastModified"].timestamp()) * 10**9,
+                head["ETag"].strip('"'), key)  # fmt: skip
+
+
+def _keys_round(event: dict[str, Any], listing: dict[str, Any], ws: Workspace) -> tuple[list[Item], int]:
+    """An upload-started sync: only the uploaded keys, looked up one by one (no listing)."""
+    wanted: list[str] = work.get_json(listing["keysRef"])
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        sources = [s for s in pool.map(lambda p: _head(event["projectId"], p), wanted) if s is not None]
+    records = _records(event["jobId"], event["projectId"])
+    copies: list[Item] = []
+    same = 0
+    for source in sources:
+        stat = ws.stat(source.path)
+        dest = Item(source.path, stat.st_size, stat.st_mtime_ns) if stat is not None and S_ISREG(stat.st_mode) else None
+        if unchanged("s3-to-efs", source, dest, records.get(source.path)):
+            same += 1
+        else:
+            copies.append(source)
+    return copies, same
+
+
+def _delete_file(ws: Workspace, path: str) -> bool:
+    try:
+        return ws.delete(path)
+    except (Collision, UnsafePath):
+        return False  # a directory or a symlinked parent where the file was: left alone
+
+
+def _delete(direction: str, project_id: str, ws: Workspace, paths: list[str]) -> list[str]:
+    if not paths:
+        return []
+    if direction == "s3-to-efs":
+        return [p for p in paths if _delete_file(ws, p)]
+    base = work.project_prefix(project_id)
+    for start in range(0, len(paths), 1000):
+        objects = [{"Key": base + p} for p in paths[start : start + 1000]]
+        aws.client("s3").delete_objects(Bucket=work.bucket(), Delete={"Objects": objects, "Quiet": True})
+    return paths
+
+
+def _write_batches(job_id: str, listing: dict[str, Any], copies: list[Item], tuning: work.Tuning) -> None:
+    batch: list[dict[str, Any]] = []
+    size = 0
+    for item in copies:
+        batch.append(item.to_json())
+        size += item.size
+        if len(batch) >= tuning.batch_files or size >= tuning.batch_bytes:
+            listing["batches"] += 1
+            work.put_json(work.batch_key(job_id, listing["batches"]), {"items": batch})
+            batch, size = [], 0
+    if batch:
+        listing["batches"] += 1
+        work.put_json(work.batch_key(job_id, listing["batches"]), {"items": batch})
+
+
+@logger.inject_lambda_context(clear_state=True)
+@job_step(
+    "list",
+    summary=lambda r: {k: r[k] for k in ("toCopy", "bytesToCopy", "unchanged", "deleted", "problems")},
+    starts=lambda event: event["listing"].get("page", 0) == 0,
+    ends=lambda result: result["done"],
+)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    job_id, project_id, params = event["jobId"], event["projectId"], event["params"]
+    direction, prefix = params.get("direction", "s3-to-efs"), params.get("prefix", "")
+    listing = dict(event["listing"])
+    for name in ("page", "batches", "toCopy", "bytesToCopy", "unchanged", "deleted", "problems"):
+        listing.setdefault(name, 0)
+    tuning = work.Tuning.of(event)
+    locks.refresh(project_id, job_id)  # a long listing keeps the lock; LockLost once cancelled
+    ws = Workspace(workspace_dir(project_id))
+    ws.root.mkdir(parents=True, exist_ok=True)
+    started = time.monotonic()
+
+    if listing.get("keysRef"):
+        copies, same = _keys_round(event, listing, ws)
+        _account(listing, copies, same, [], [], job_id, tuning)
+        listing["done"] = True
+    else:
+        records = _records(job_id, project_id)
+        while True:
+            cursor = listing.get("cursor")
+            source_side = (
+                s3_items(project_id, prefix, cursor) if direction == "s3-to-efs" else efs_items(ws, prefix, cursor)
+            )
+            sources, problems, exhausted = _take(source_side, tuning.page_size)
+            upto = None if exhausted else sources[-1].path
+            dests = _dest_range(direction, project_id, ws, prefix, cursor, upto)
+            copies, same = [], 0
+            for source in sources:
+                if unchanged(direction, source, dests.get(source.path), records.get(source.path)):
+                    same += 1
+                else:
+                    copies.append(source)
+            gone: list[str] = []
+            if params.get("delete"):
+                present = {s.path for s in sources}
+                gone = _delete(direction, project_id, ws, [p for p in dests if p not in present])
+            _account(listing, copies, same, gone, problems, job_id, tuning)
+            listing["cursor"] = upto
+            if exhausted:
+                listing["done"] = True
+                break
+            if time.monotonic() - started > ROUND_SECONDS:
+                listing["done"] = False
+                break
+        publisher.step_detail(event, "list", _progress(listing))
+
+    if listing["done"]:
+        _plan_copy(job_id, listing, tuning)
+        if listing["batches"]:
+            publisher.progress(event, "copy", "STARTED", {"files": listing["toCopy"], "bytes": listing["bytesToCopy"]})
+    return listing
+
+
+def _account(
+    listing: dict[str, Any], copies: list[Item], same: int, gone: list[str], problems: list[Problem], job_id: str,
+    tuning: work.Tuning,
+) -> None:  # fmt: skip
+    """Fold one page into the listing's totals; its deletions and problems go to a page file."""
+    listing["page"] += 1
+    listing["toCopy"] += len(copies)
+    listing["bytesToCopy"] += sum(c.size for c in copies)
+    listing["unchanged"] += same
+    listing["deleted"] += len(gone)
+    listing["problems"] += len(problems)
+    if gone or problems:
+        work.put_json(
+            work.page_key(job_id, listing["page"]),
+            {"deleted": gone, "problems": [{"path": p.path, "message": p.message} for p in problems]},
+        )
+    _write_batches(job_id, listing, copies, tuning)
+
+
+def _progress(listing: dict[str, Any]) -> dict[str, Any]:
+    return {"phase": "listing", **{k: listing[k] for k in ("toCopy", "bytesToCopy", "unchanged", "deleted")}}
+
+
+def _plan_copy(job_id: str, listing: dict[str, Any], tuning: work.Tuning) -> None:
+    """Inline Map over a short list in the state, or a Distributed Map over an index file in S3."""
+    keys = [work.batch_key(job_id, n) for n in range(1, listing["batches"] + 1)]
+    listing["distributed"] = listing["batches"] > tuning.distributed_threshold
+    listing["concurrency"] = tuning.max_concurrency
+    listing.pop("batchList", None)
+    if listing["distributed"]:
+        listing["indexKey"] = work.index_key(job_id)
+        work.put_json(listing["indexKey"], keys)
+    else:
+        listing["batchList"] = keys

@@ -1,0 +1,117 @@
+"""Lambda's SQS event source mappings, locally: poll the queue, invoke the function, delete what it handled.
+
+It behaves as Lambda's poller does: a batch of up to ``BatchSize`` messages gathered for at most
+``MaximumBatchingWindowInSeconds``, one synchronous invocation with the SQS event shape, and then
+every message deleted on success; with ``ReportBatchItemFailures`` only those not listed in
+``batchItemFailures``; on a function error none, so they come back after the queue's visibility
+timeout and, past ``maxReceiveCount``, land in the dead-letter queue (moto applies the redrive).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from typing import Any
+
+from longrun.local.lambda_runtime import LambdaRuntime
+from longrun.local.stack import EventSourceSpec
+
+log = logging.getLogger("longrun.local.event_sources")
+
+
+def _record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, Any]:
+    return {
+        "messageId": message["MessageId"],
+        "receiptHandle": message["ReceiptHandle"],
+        "body": message["Body"],
+        "attributes": message.get("Attributes", {}),
+        "messageAttributes": message.get("MessageAttributes", {}),
+        "md5OfBody": message.get("MD5OfBody", ""),
+        "eventSource": "aws:sqs",
+        "eventSourceARN": queue_arn,
+        "awsRegion": region,
+    }
+
+
+class SqsPoller:
+    """One event source mapping, polled by one thread."""
+
+    def __init__(self, spec: EventSourceSpec, sqs: Any, runtime: LambdaRuntime, region: str) -> None:
+        self.spec = spec
+        self.sqs = sqs
+        self.runtime = runtime
+        self.region = region
+        self.queue_arn = sqs.get_queue_attributes(QueueUrl=spec.queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"sqs-{spec.function}", daemon=True)
+        self.invocations = 0
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+    def _receive(self) -> list[dict[str, Any]]:
+        """A batch: up to batch_size messages, gathered for at most the batching window after the first."""
+        batch: list[dict[str, Any]] = []
+        first_at = None
+        while not self._stop.is_set() and len(batch) < self.spec.batch_size:
+            waited = 0 if first_at is None else time.monotonic() - first_at
+            if first_at is not None and waited >= self.spec.batching_window:
+                break
+            response = self.sqs.receive_message(
+                QueueUrl=self.spec.queue_url,
+                MaxNumberOfMessages=min(10, self.spec.batch_size - len(batch)),
+                WaitTimeSeconds=1,
+                AttributeNames=["All"],
+                MessageAttributeNames=["All"],
+            )
+            messages = response.get("Messages", [])
+            if messages and first_at is None:
+                first_at = time.monotonic()
+            batch += messages
+            if not messages and first_at is None:
+                return []
+            if not messages:
+                time.sleep(min(0.05, max(0.0, self.spec.batching_window - waited)))
+        return batch
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                batch = self._receive()
+                if batch:
+                    self._deliver(batch)
+            except Exception:
+                if self._stop.is_set():
+                    return
+                log.exception("polling %s for %s failed", self.spec.queue_url, self.spec.function)
+                time.sleep(1)
+
+    def _deliver(self, batch: list[dict[str, Any]]) -> None:
+        event = {"Records": [_record(m, self.queue_arn, self.region) for m in batch]}
+        self.invocations += 1
+        outcome = self.runtime.invoke(self.spec.function, event)
+        if outcome.function_error:
+            log.warning("%s failed on a batch of %d; the messages return after the visibility timeout",
+                        self.spec.function, len(batch))  # fmt: skip
+            return
+        failed: set[str] = set()
+        if self.spec.report_batch_item_failures:
+            try:
+                response = json.loads(outcome.payload or b"{}") or {}
+                failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+            except (ValueError, TypeError, KeyError):
+                failed = {m["MessageId"] for m in batch}  # a malformed response fails the whole batch, as on AWS
+        done = [m for m in batch if m["MessageId"] not in failed]
+        for start in range(0, len(done), 10):
+            entries = [
+                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done[start : start + 10])
+            ]
+            self.sqs.delete_message_batch(QueueUrl=self.spec.queue_url, Entries=entries)
