@@ -29,6 +29,7 @@ lint: $(STAMP)
 
 ## bench: the benchmarks of bench/, each beside its baseline from the same run.
 bench: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench
 
 ## up: the local cloud in the foreground (Ctrl-C stops it).

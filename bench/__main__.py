@@ -8,7 +8,9 @@ The order is chosen for a reason: handler imports first, on a machine with nothi
 then the benchmarks that create jobs, those whose figures include job-event writes first: moto
 copies a whole table on every ``TransactWriteItems``, so each job's writes cost more as the run
 adds rows (the report prints the tables' rows and the cost of that write before each benchmark).
-Accept latency comes last because the accept path writes no transaction. The table is also
+Accept latency comes last because the accept path writes no transaction. Sync runs at the very
+end: it writes a GiB and more to the local S3, and its baselines are command-line tools (the
+``bench`` extra: ``pip install -e '.[bench]'``, which ``make bench`` does). The table is also
 written to ``bench/results/latest.md``.
 """
 
@@ -23,12 +25,12 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import accept, completion, git_clone, imports, throughput
+from bench import accept, completion, git_clone, imports, sync, throughput
 from bench.cloud import Cloud, cores
 from bench.report import Section, render
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"
-CLOUD_BENCHMARKS = ("completion", "throughput", "accept", "git-clone")
+CLOUD_BENCHMARKS = ("completion", "throughput", "accept", "git-clone", "sync")
 ALL = ("imports", *CLOUD_BENCHMARKS)
 
 
@@ -83,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
                 elif name == "git-clone":
                     s = git_clone.Settings.quick() if quick else git_clone.Settings()
                     section = _timed("git-clone", lambda s=s: git_clone.run(cloud, s, say))
+                elif name == "sync":
+                    s = sync.Settings.quick() if quick else sync.Settings()
+                    section = _timed("sync", lambda s=s: sync.run(cloud, s, say))
                 elif name == "accept":
                     s = accept.Settings.quick() if quick else accept.Settings()
                     section = _timed("accept latency", lambda s=s: accept.run(cloud, s, say))

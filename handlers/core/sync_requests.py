@@ -10,6 +10,7 @@ under it, and uploads after that start the next job, queued behind it.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +26,10 @@ WRITER_METADATA = "longrun-writer"
 
 # More keys than this in one request: the job lists the project instead of looking each one up.
 MAX_KEYS = 1000
+# A burst ends when no upload has joined for this long (a debounce: the window restarts with each
+# upload), or after MAX_GATHER_MS in all, so a steady stream of uploads still gets synced.
+QUIET_MS = 2000
+MAX_GATHER_MS = 30_000
 # A request older than this whose job is gone (a trigger that died between writing the request
 # and starting the job) is taken over by the next upload.
 STALE_SECONDS = 300
@@ -50,9 +55,9 @@ def join(project_id: str, user_id: str, path: str, new_job_id: str) -> Joined:
     item = _table().update_item(
         Key=_key(project_id),
         UpdateExpression="SET jobId = if_not_exists(jobId, :job), userId = :user, "
-        "createdAt = if_not_exists(createdAt, :now) ADD #keys :path",
+        "createdAt = if_not_exists(createdAt, :now), lastAt = :ms ADD #keys :path",
         ExpressionAttributeNames={"#keys": "keys"},
-        ExpressionAttributeValues={":job": new_job_id, ":user": user_id, ":now": now, ":path": {path}},
+        ExpressionAttributeValues={":job": new_job_id, ":user": user_id, ":now": now, ":path": {path}, ":ms": _ms()},
         ReturnValues="ALL_NEW",
     )["Attributes"]
     if len(item.get("keys", ())) > MAX_KEYS:
@@ -87,6 +92,19 @@ def _take_over(project_id: str, user_id: str, path: str, dead_job_id: str, new_j
         return join(project_id, user_id, path, new_job_id)
 
 
+def _ms() -> int:
+    return int(time.time() * 1000)
+
+
+def still_gathering(project_id: str, job_id: str) -> bool:
+    """True while uploads keep joining ``job_id``'s request (the burst is not over yet)."""
+    item = _table().get_item(Key=_key(project_id), ConsistentRead=True).get("Item")
+    if not item or item.get("jobId") != job_id or "lastAt" not in item:
+        return False
+    now = _ms()
+    return now - int(item["lastAt"]) < QUIET_MS and now - int(item["createdAt"]) * 1000 < MAX_GATHER_MS
+
+
 def take(project_id: str, job_id: str) -> tuple[list[str], bool] | None:
     """The request ``job_id`` was started for, removed: (keys, full). None if it has none."""
     try:
@@ -104,7 +122,8 @@ def take(project_id: str, job_id: str) -> tuple[list[str], bool] | None:
         if e.response["Error"]["Code"] == "ConditionalCheckFailedException":
             return None
         raise
-    return sorted(old.get("keys", ())), bool(old.get("full"))
+    full = bool(old.get("full"))
+    return ([] if full else sorted(old.get("keys", ()))), full
 
 
 def forget(project_id: str, job_id: str) -> None:

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-from longrun.local import moto_fixes
+from longrun.local import moto_fixes, presigned
 
 _INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host", "content-length"})
@@ -100,6 +100,9 @@ class LocalAwsApp:
         self.dynamodb = _Upstream(dynamodb_url, "DynamoDB") if dynamodb_url else None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        refused = presigned.refusal(environ, start_response)
+        if refused is not None:
+            return refused
         if environ.get("REQUEST_METHOD") == "POST" and _INVOKE.match(environ.get("PATH_INFO", "")):
             return self.lambda_runtime.forward(environ, start_response)
         if moto_fixes.is_dynamodb_request(environ):

@@ -433,7 +433,9 @@ class StackBuilder:
         if "CorsConfiguration" in props:
             # CloudFormation's CorsRule names differ from the S3 API's in three fields.
             renamed = {"Id": "ID", "MaxAge": "MaxAgeSeconds", "ExposedHeaders": "ExposeHeaders"}
-            rules = [{renamed.get(k, k): v for k, v in rule.items()} for rule in props["CorsConfiguration"]["CorsRules"]]
+            rules = [
+                {renamed.get(k, k): v for k, v in rule.items()} for rule in props["CorsConfiguration"]["CorsRules"]
+            ]
             s3.put_bucket_cors(Bucket=name, CORSConfiguration={"CORSRules": rules})
         if "LifecycleConfiguration" in props:
             s3.put_bucket_lifecycle_configuration(

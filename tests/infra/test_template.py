@@ -58,6 +58,10 @@ ALLOWED_TYPES = {
     "AWS::ApiGatewayV2::Authorizer",
     "AWS::ApiGatewayV2::Deployment",
     "AWS::ApiGatewayV2::Stage",
+    "AWS::SQS::Queue",
+    "AWS::SQS::QueuePolicy",
+    "AWS::Events::Rule",
+    "AWS::Lambda::EventSourceMapping",
 }
 # The intrinsics the local cloud resolves (Conditions may use Equals/Not/And/Or).
 ALLOWED_INTRINSICS = {"Ref", "Fn::GetAtt", "Fn::Sub", "Fn::Join", "Fn::Select", "Fn::If", "Fn::Split"}
@@ -187,8 +191,12 @@ def _substitutions_for(asl_path: Path) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------------------------ ASL checks
-def asl_problems(definition: dict[str, Any], where: str = "") -> list[str]:
-    """Graph and task-policy problems of one ASL definition (recursing into Parallel and Map)."""
+def asl_problems(definition: dict[str, Any], where: str = "", caught_outside: bool = False) -> list[str]:
+    """Graph and task-policy problems of one ASL definition (recursing into Parallel and Map).
+
+    A Task inside a Map or Parallel may leave its errors to the enclosing state's Catch
+    (``caught_outside``): catching them inside would turn a failed iteration into a success.
+    """
     problems: list[str] = []
     states = definition.get("States")
     start = definition.get("StartAt")
@@ -227,17 +235,17 @@ def asl_problems(definition: dict[str, Any], where: str = "") -> list[str]:
         if kind == "Task":
             if not state.get("Retry"):
                 problems.append(f"{at}: Task without Retry")
-            if not state.get("Catch") and state.get("Resource") != NOTIFY_RESOURCE:
+            if not state.get("Catch") and not caught_outside and state.get("Resource") != NOTIFY_RESOURCE:
                 problems.append(f"{at}: Task without Catch (only {NOTIFY_RESOURCE} tasks may have none)")
         if kind == "Parallel":
             for i, branch in enumerate(state.get("Branches", [])):
-                problems += asl_problems(branch, f"{at}/Branches[{i}]")
+                problems += asl_problems(branch, f"{at}/Branches[{i}]", bool(state.get("Catch")))
         if kind == "Map":
             inner = state.get("ItemProcessor") or state.get("Iterator")
             if inner is None:
                 problems.append(f"{at}: Map without ItemProcessor")
             else:
-                problems += asl_problems(inner, f"{at}/ItemProcessor")
+                problems += asl_problems(inner, f"{at}/ItemProcessor", bool(state.get("Catch")))
 
     reachable: set[str] = set()
     todo = [start] if start in states else []

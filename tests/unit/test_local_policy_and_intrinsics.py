@@ -196,7 +196,7 @@ def test_unsupported_functions_are_refused_loudly(resolver, function):
 def test_an_unsupported_resource_type_is_refused_by_name(translated, tmp_path):
     template = copy.deepcopy(translated)
     template.template["Resources"]["AlertsTopic"] = {"Type": "AWS::SNS::Topic", "Properties": {}}
-    template.template["Resources"]["Queue"] = {"Type": "AWS::SQS::Queue", "Properties": {}}
+    template.template["Resources"]["Stream"] = {"Type": "AWS::Kinesis::Stream", "Properties": {}}
 
     def no_aws(service: str) -> Any:
         raise AssertionError("nothing may be created before the template is refused")
@@ -213,7 +213,7 @@ def test_an_unsupported_resource_type_is_refused_by_name(translated, tmp_path):
         )
     message = str(refused.value)
     assert "AlertsTopic (AWS::SNS::Topic)" in message
-    assert "Queue (AWS::SQS::Queue)" in message
+    assert "Stream (AWS::Kinesis::Stream)" in message
 
 
 def test_the_template_as_it_is_is_accepted(aws):

@@ -45,9 +45,18 @@ class Workflow:
         return self.start_job("create-project", user, {"name": name, "template": template}, project_id)
 
     def start_job(
-        self, job_type: str, user: str, params: dict[str, Any], project_id: str, lock: bool = False
+        self,
+        job_type: str,
+        user: str,
+        params: dict[str, Any],
+        project_id: str,
+        lock: bool = False,
+        extra: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """Write the job as the API does (and take the project's git lock if ``lock``), then start it."""
+        """Write the job as the API does (and take the project's git lock if ``lock``), then start it.
+
+        ``extra`` goes into the execution's input beside the job (e.g. a sync's ``tuning``).
+        """
         job_id = uuid.uuid4().hex
         created = _now()
         self.ddb.put_item(
@@ -80,10 +89,20 @@ class Workflow:
             stateMachineArn=self.machine(job_type),
             name=f"wf-{job_id[:12]}",
             input=json.dumps(
-                {"jobId": job_id, "userId": user, "projectId": project_id, "type": job_type, "params": params}
+                {
+                    "jobId": job_id,
+                    "userId": user,
+                    "projectId": project_id,
+                    "type": job_type,
+                    "params": params,
+                    **(extra or {}),
+                }
             ),
         )
         return {"jobId": job_id, "projectId": project_id, "executionArn": execution["executionArn"], **params}
+
+    def history(self, execution_arn: str) -> list[dict[str, Any]]:
+        return self.sfn.get_execution_history(executionArn=execution_arn, maxResults=1000)["events"]
 
     def lock_holder(self, project_id: str) -> str | None:
         item = self.ddb.get_item(

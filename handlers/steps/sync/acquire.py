@@ -1,6 +1,8 @@
 """Acquire: the sync's turn on the project, and (for an upload-started sync) the uploads it copies.
 
-One job changes a workspace at a time. A sync does not refuse to run when another job holds the
+An upload-started sync first lets the burst end: while uploads keep joining its request (less
+than two seconds apart) it answers ``acquired: false`` and waits again. One job changes a
+workspace at a time. A sync does not refuse to run when another job holds the
 project: it answers ``acquired: false`` and the workflow waits and asks again, so a sync that
 arrives while another runs is queued, not lost. Once it holds the project, an upload-started sync
 takes the waiting request (the keys uploaded so far); uploads after that start the next job.
@@ -23,6 +25,8 @@ logger = Logger()
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     job_id, project_id = event["jobId"], event["projectId"]
     before = event.get("listing") or {}
+    if event.get("origin") == "upload" and sync_requests.still_gathering(project_id, job_id):
+        return {"acquired": False, "gathering": True}  # uploads still arriving: they join this job
     holder = locks.acquire(project_id, job_id, "sync")
     if holder is not None:
         if not before.get("waiting"):

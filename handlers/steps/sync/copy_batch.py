@@ -39,6 +39,10 @@ _MD5 = re.compile(r"^[0-9a-f]{32}$")
 _MULTIPART = TransferConfig(multipart_threshold=SMALL, multipart_chunksize=SMALL, max_concurrency=4)
 
 
+class ObjectArchived(Exception):
+    """The object is in an archive storage class (Glacier): it must be restored before it can be copied."""
+
+
 @dataclass
 class Copied:
     path: str
@@ -124,6 +128,10 @@ def _download(ws: Workspace, item: dict[str, Any], progress: Progress) -> Copied
     except ClientError as e:
         if e.response["Error"]["Code"] in ("NoSuchKey", "404"):
             return Problem(item["path"], "deleted from S3 after the listing; not copied")
+        if e.response["Error"]["Code"] == "InvalidObjectState":
+            raise ObjectArchived(
+                f"{item['path']} is archived (Glacier): restore it, then sync again; the files copied so far are kept"
+            ) from None
         raise
     etag = obj["ETag"].strip('"')
     mtime_ns = int(obj["LastModified"].timestamp()) * 1_000_000_000

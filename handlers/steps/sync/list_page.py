@@ -156,6 +156,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         listing["done"] = True
     else:
         records = _records(job_id, project_id)
+        first_page = listing["page"]
         while True:
             cursor = listing.get("cursor")
             source_side = (
@@ -179,7 +180,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             if exhausted:
                 listing["done"] = True
                 break
-            if time.monotonic() - started > ROUND_SECONDS:
+            pages_this_round = listing["page"] - first_page
+            if time.monotonic() - started > ROUND_SECONDS or pages_this_round == tuning.round_pages:
                 listing["done"] = False
                 break
         publisher.step_detail(event, "list", _progress(listing))

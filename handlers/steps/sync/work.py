@@ -26,6 +26,7 @@ class Tuning:
     batch_bytes: int = 256 * 1024 * 1024  # or this many bytes, whichever comes first
     distributed_threshold: int = 20  # more batches than this: a Distributed Map
     max_concurrency: int = 100  # copy Lambdas at once in a Distributed Map (the account's quota is 1000)
+    round_pages: int = 0  # pages per ListPage invocation; 0: as many as fit in its time budget
 
     @classmethod
     def of(cls, event: dict[str, Any]) -> Tuning:
@@ -38,7 +39,12 @@ class Tuning:
             "max_concurrency": int(env.get("SYNC_MAX_CONCURRENCY", cls.max_concurrency)),
         }
         given = event.get("tuning") or {}
-        names = {"pageSize": "page_size", "batchFiles": "batch_files", "distributedThreshold": "distributed_threshold"}
+        names = {
+            "pageSize": "page_size",
+            "batchFiles": "batch_files",
+            "distributedThreshold": "distributed_threshold",
+            "roundPages": "round_pages",
+        }
         for camel, snake in names.items():
             if isinstance(given.get(camel), int) and given[camel] > 0:
                 values[snake] = given[camel]

@@ -1,0 +1,111 @@
+"""``statemachines/sync.asl.json`` on the local engine, with batches small enough for many rounds.
+
+The executions are started directly with a ``tuning`` the API never passes (a few files per page
+and per batch), so the listing's Choice loop turns many times and the copy runs as an inline Map
+or, past the threshold, as a Distributed Map reading its batch index from S3. The objects are
+written with longrun's writer mark, so their upload events start no sync of their own and the
+executions here are the only ones touching the project.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from typing import Any
+
+import pytest
+
+from tests.workflows.engine import Workflow
+
+USER = "wf-sync"
+FILES = 40
+
+
+@pytest.fixture(scope="module")
+def workflow(local_cloud) -> Workflow:
+    return Workflow(local_cloud)
+
+
+@pytest.fixture
+def project(workflow) -> str:
+    started = workflow.start(USER, f"wf-{uuid.uuid4().hex[:10]}")
+    assert workflow.wait(started["executionArn"]) == "SUCCEEDED"
+    return started["projectId"]
+
+
+def put(workflow: Workflow, project: str, path: str, body: bytes, **kwargs: Any) -> None:
+    workflow.s3.put_object(Bucket=workflow.bucket, Key=f"projects/{project}/{path}", Body=body,
+                           Metadata={"longrun-writer": "test"}, **kwargs)  # fmt: skip
+
+
+def run_sync(workflow: Workflow, project: str, tuning: dict[str, int]) -> dict[str, Any]:
+    started = workflow.start_job(
+        "sync", USER, {"direction": "s3-to-efs", "delete": False}, project, extra={"tuning": tuning}
+    )
+    workflow.wait(started["executionArn"], timeout=180)
+    return started
+
+
+def states(workflow: Workflow, started: dict[str, Any]) -> list[str]:
+    return workflow.states_entered(started["executionArn"])
+
+
+def test_the_listing_loops_and_an_inline_map_copies_every_batch(workflow, project, local_cloud):
+    for i in range(FILES):
+        put(workflow, project, f"many/f{i:03d}.txt", f"file {i}\n".encode())
+    started = run_sync(workflow, project, {"pageSize": 7, "batchFiles": 3, "distributedThreshold": 1000, "roundPages": 1})
+    job = workflow.job(started["jobId"])
+    assert job["status"] == "SUCCEEDED", job.get("error")
+    entered = states(workflow, started)
+    assert entered.count("ListPage") >= FILES // 7, entered
+    assert "CopyInline" in entered and "CopyDistributed" not in entered
+    assert entered.count("CopyBatch") >= FILES // 3
+    result = job["result"]
+    assert result["copied"] + result["unchanged"] == FILES + 6, result  # the scaffold's 6 files are there too
+    root = local_cloud.efs_root() / "projects" / project / "many"
+    assert sorted(p.name for p in root.iterdir()) == [f"f{i:03d}.txt" for i in range(FILES)]
+    assert (root / "f007.txt").read_text() == "file 7\n"
+    progress = [e for e in workflow.events(started["jobId"]) if e["type"] == "job.progress"]
+    listing = [e["status"] for e in progress if e["step"] == "list"]
+    assert listing[0] == "STARTED" and listing[-1] == "SUCCEEDED" and listing.count("SUCCEEDED") == 1, listing
+    assert ("copy", "SUCCEEDED") in [(e["step"], e["status"]) for e in progress]
+
+
+def test_past_the_threshold_a_distributed_map_reads_the_batches_from_s3(workflow, project, local_cloud):
+    for i in range(FILES):
+        put(workflow, project, f"dist/{i % 4}/f{i:03d}.txt", f"{i}".encode() * 100)
+    started = run_sync(workflow, project, {"pageSize": 10, "batchFiles": 2, "distributedThreshold": 3})
+    job = workflow.job(started["jobId"])
+    assert job["status"] == "SUCCEEDED", job.get("error")
+    assert "CopyDistributed" in states(workflow, started)
+    root = local_cloud.efs_root() / "projects" / project / "dist"
+    assert sum(1 for p in root.rglob("*") if p.is_file()) == FILES
+    # File lists travel as S3 references: no state in the whole history comes near 256 KiB.
+    largest = max(len(json.dumps(e, default=str)) for e in workflow.history(started["executionArn"]))
+    assert largest < 16 * 1024, largest
+    again = run_sync(workflow, project, {"pageSize": 10, "batchFiles": 2, "distributedThreshold": 3})
+    assert workflow.job(again["jobId"])["result"]["copied"] == 0, "a second run copies nothing"
+
+
+def test_a_sync_that_fails_midway_keeps_what_it_copied_and_the_next_one_finishes(workflow, project, local_cloud):
+    for i in range(12):
+        put(workflow, project, f"part/f{i:02d}.txt", f"part {i}\n".encode())
+    put(workflow, project, "part/zz-archived.txt", b"cold\n", StorageClass="GLACIER")
+    first = run_sync(workflow, project, {"pageSize": 5, "batchFiles": 1, "distributedThreshold": 1000})
+    job = workflow.job(first["jobId"])
+    assert job["status"] == "FAILED"
+    assert job["error"]["code"] == "ObjectArchived" and "zz-archived.txt" in job["error"]["message"]
+    assert states(workflow, first)[-3:] == ["SaveProgress", "NotifyFailure", "JobFailed"]
+    root = local_cloud.efs_root() / "projects" / project / "part"
+    done_first = {p.name for p in root.iterdir()} if root.exists() else set()
+    assert "zz-archived.txt" not in done_first
+    assert not [p for p in root.parent.rglob(".longrun-*")], "no partial file is left"
+    # Restored from the archive (as a user does), the next sync finishes the job.
+    key = f"projects/{project}/part/zz-archived.txt"
+    workflow.s3.restore_object(Bucket=workflow.bucket, Key=key, RestoreRequest={"Days": 1})
+    second = run_sync(workflow, project, {"pageSize": 5, "batchFiles": 1, "distributedThreshold": 1000})
+    result = workflow.job(second["jobId"])["result"]
+    assert workflow.job(second["jobId"])["status"] == "SUCCEEDED"
+    assert sorted(p.name for p in root.iterdir()) == [f"f{i:02d}.txt" for i in range(12)] + ["zz-archived.txt"]
+    copied_again = 13 - len(done_first)
+    assert result["copied"] == copied_again, (result, sorted(done_first))
