@@ -18,6 +18,7 @@ import httpx
 import pytest
 
 from tests.e2e.helpers import create_project, http, recv_until, wait_for_status, ws_connect
+from tests.e2e.test_openapi_conformance import check
 
 USER = "syl"
 HOSTILE = json.loads((Path(__file__).parents[1] / "security" / "hostile_paths.json").read_text())
@@ -39,6 +40,7 @@ def upload(cloud: Any, project_id: str, path: str, data: bytes, content_type: st
         body["contentType"] = content_type
     response = http(cloud, "POST", f"/projects/{project_id}/uploads", USER, json=body)
     assert response.status_code == 200, response.text
+    check("POST", "/projects/{projectId}/uploads", response)
     grant = response.json()
     put = httpx.request(grant["method"], grant["url"], content=data, headers=grant["headers"], timeout=30)
     assert put.status_code == 200, put.text
@@ -132,13 +134,14 @@ def test_hostile_upload_paths_are_400_and_strangers_projects_404(local_cloud, pr
         response = http(local_cloud, "POST", f"/projects/{project}/uploads", USER, content=raw,
                         headers={"Content-Type": "application/json"})  # fmt: skip
         assert response.status_code == 400, (entry, response.text)
-        assert response.json()["error"]["code"] == "ValidationError"
+        check("POST", "/projects/{projectId}/uploads", response)
     bad = [{"path": "a.txt", "size": -1}, {"path": "a.txt", "size": 6 * 1024**3}, {"path": "a.txt", "contentType": "x"},
            {"path": "a.txt", "extra": 1}, {}]  # fmt: skip
     for body in bad:
         assert http(local_cloud, "POST", f"/projects/{project}/uploads", USER, json=body).status_code == 400, body
     stranger = http(local_cloud, "POST", f"/projects/{project}/uploads", "mallory", json={"path": "a.txt"})
     assert stranger.status_code == 404 and stranger.json()["error"]["code"] == "NotFound"
+    check("POST", "/projects/{projectId}/uploads", stranger)
     time.sleep(2)
     assert sync_jobs(local_cloud, project) == [], "nothing was uploaded, so nothing synced"
 
