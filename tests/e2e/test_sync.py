@@ -264,6 +264,23 @@ def test_a_sync_waits_while_another_job_holds_the_project(local_cloud, project):
     assert [s["name"] for s in job["steps"]][:2] == ["queue", "list"]
 
 
+def test_a_queued_sync_can_be_cancelled_and_leaves_the_project_free(local_cloud, project):
+    ddb = local_cloud.aws_client("dynamodb")
+    table = next(t for t in ddb.list_tables()["TableNames"] if "-ProjectsTable-" in t)
+    expires = str(int(time.time()) + 120)
+    ddb.put_item(TableName=table, Item={"pk": {"S": f"lock#{project}"}, "jobId": {"S": "blocker"},
+                                        "expiresAt": {"N": expires}})  # fmt: skip
+    queued = http(local_cloud, "POST", "/jobs", USER, json={"type": "sync", "projectId": project, "params": {}}).json()
+    time.sleep(2)
+    cancelled = http(local_cloud, "DELETE", f"/jobs/{queued['jobId']}", USER)
+    assert cancelled.status_code == 202 and cancelled.json()["status"] == "CANCELLED"
+    lock = ddb.get_item(TableName=table, Key={"pk": {"S": f"lock#{project}"}}, ConsistentRead=True)["Item"]
+    assert lock["jobId"]["S"] == "blocker", "cancelling a queued job frees nothing it did not hold"
+    ddb.delete_item(TableName=table, Key={"pk": {"S": f"lock#{project}"}})
+    assert sync(local_cloud, project)["status"] == "SUCCEEDED"
+    assert wait_for_status(local_cloud, queued["jobId"], USER)["status"] == "CANCELLED"
+
+
 @pytest.mark.parametrize(
     "params",
     [{"direction": "sideways"}, {"prefix": "../other"}, {"prefix": "/etc"}, {"prefix": "a\\b"}, {"delete": "yes"},

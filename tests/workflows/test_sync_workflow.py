@@ -53,7 +53,9 @@ def states(workflow: Workflow, started: dict[str, Any]) -> list[str]:
 def test_the_listing_loops_and_an_inline_map_copies_every_batch(workflow, project, local_cloud):
     for i in range(FILES):
         put(workflow, project, f"many/f{i:03d}.txt", f"file {i}\n".encode())
-    started = run_sync(workflow, project, {"pageSize": 7, "batchFiles": 3, "distributedThreshold": 1000, "roundPages": 1})
+    started = run_sync(
+        workflow, project, {"pageSize": 7, "batchFiles": 3, "distributedThreshold": 1000, "roundPages": 1}
+    )
     job = workflow.job(started["jobId"])
     assert job["status"] == "SUCCEEDED", job.get("error")
     entered = states(workflow, started)
