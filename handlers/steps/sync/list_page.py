@@ -54,7 +54,9 @@ def _take(items: Any, limit: int) -> tuple[list[Item], list[Problem], bool]:
     return taken, problems, True
 
 
-def _dest_range(direction: str, project_id: str, ws: Workspace, prefix: str, after: str | None, upto: str | None):
+def _dest_range(
+    direction: str, project_id: str, ws: Workspace, prefix: str, after: str | None, upto: str | None
+) -> dict[str, Item]:
     """Destination items after ``after`` up to ``upto`` (inclusive; None: to the end)."""
     side = efs_items(ws, prefix, after) if direction == "s3-to-efs" else s3_items(project_id, prefix, after)
     found: dict[str, Item] = {}
@@ -79,9 +81,9 @@ def _head(project_id: str, path: str) -> Item | None:
                 head["ETag"].strip('"'), key)  # fmt: skip
 
 
-def _keys_round(event: dict[str, Any], listing: dict[str, Any], ws: Workspace) -> tuple[list[Item], int]:
+def _keys_round(event: dict[str, Any], keys_ref: str, ws: Workspace) -> tuple[list[Item], int]:
     """An upload-started sync: only the uploaded keys, looked up one by one (no listing)."""
-    wanted: list[str] = work.get_json(listing["keysRef"])
+    wanted: list[str] = work.get_json(keys_ref)
     with ThreadPoolExecutor(max_workers=16) as pool:
         sources = [s for s in pool.map(lambda p: _head(event["projectId"], p), wanted) if s is not None]
     records = _records(event["jobId"], event["projectId"])
@@ -151,7 +153,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     started = time.monotonic()
 
     if listing.get("keysRef"):
-        copies, same = _keys_round(event, listing, ws)
+        copies, same = _keys_round(event, listing["keysRef"], ws)
         _account(listing, copies, same, [], [], job_id, tuning)
         listing["done"] = True
     else:
