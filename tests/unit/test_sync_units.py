@@ -137,3 +137,29 @@ def test_a_record_that_fails_is_reported_alone(aws, context, monkeypatch):
     response = uploads.handler({"Records": [_record("projects/prj-a/x", "ok"), _record("projects/prj-b/x", "bad")]},
                                context)  # fmt: skip
     assert response == {"batchItemFailures": [{"itemIdentifier": "bad"}]}
+
+
+# --- copy progress --------------------------------------------------------------------------------
+
+
+def test_progress_of_one_long_download_adds_up_across_flushes(aws):
+    """Bytes flow in while no file has finished (files += 0): every flush still reads both totals."""
+    from core import publisher
+    from steps.sync.copy_batch import Progress
+
+    job = aws.put_job("job-long", type="sync", projectId="prj-long")
+    event = {**job, "toCopy": 1, "bytesToCopy": 30}
+    publisher.progress(event, "copy", "STARTED")
+    progress = Progress(event)
+    progress.add(nbytes=10)
+    progress.flush()
+    progress.add(nbytes=10)
+    aws.table("JOBS_TABLE").update_item(Key={"jobId": "job-long"}, UpdateExpression="REMOVE progressAt")
+    progress.flush()
+    details = [e["detail"] for e in aws.events("job-long") if e.get("step") == "copy" and e["detail"]]
+    assert details[-1] == {"files": 0, "bytes": 20, "ofFiles": 1, "ofBytes": 30}
+    progress.add(files=1, nbytes=10)
+    aws.table("JOBS_TABLE").update_item(Key={"jobId": "job-long"}, UpdateExpression="REMOVE progressAt")
+    progress.flush()
+    details = [e["detail"] for e in aws.events("job-long") if e.get("step") == "copy" and e["detail"]]
+    assert details[-1] == {"files": 1, "bytes": 30, "ofFiles": 1, "ofBytes": 30}

@@ -85,11 +85,13 @@ class Progress:
         if not files and not nbytes:
             return
         table = aws.table(settings().jobs_table)
+        # ALL_NEW, not UPDATED_NEW: an ADD of 0 (bytes of one long download, no file finished yet)
+        # need not come back as "updated", and both totals are wanted either way.
         totals = table.update_item(
             Key={"jobId": self.event["jobId"]},
             UpdateExpression="ADD copiedFiles :f, copiedBytes :b",
             ExpressionAttributeValues={":f": files, ":b": nbytes},
-            ReturnValues="UPDATED_NEW",
+            ReturnValues="ALL_NEW",
         )["Attributes"]
         now = time.time()
         try:
@@ -107,8 +109,8 @@ class Progress:
             self.event,
             "copy",
             {
-                "files": int(totals["copiedFiles"]),
-                "bytes": int(totals["copiedBytes"]),
+                "files": int(totals.get("copiedFiles", 0)),
+                "bytes": int(totals.get("copiedBytes", 0)),
                 "ofFiles": int(self.event.get("toCopy", 0)),
                 "ofBytes": int(self.event.get("bytesToCopy", 0)),
             },
@@ -195,7 +197,17 @@ def _upload(ws: Workspace, item: dict[str, Any], event: dict[str, Any], progress
     return Copied(item["path"], stat.st_size, etag, stat.st_mtime_ns)
 
 
+@logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    logger.append_keys(jobId=event["jobId"], batch=event["batch"])
+    try:
+        return _copy(event)
+    except Exception:
+        logger.exception("batch failed")  # the Map's Catch reports it to the user; operators read it here
+        raise
+
+
+def _copy(event: dict[str, Any]) -> dict[str, Any]:
     job_id, project_id = event["jobId"], event["projectId"]
     direction = event["params"].get("direction", "s3-to-efs")
     done = work.done_key(job_id, event["batch"])
