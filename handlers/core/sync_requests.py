@@ -96,13 +96,15 @@ def _ms() -> int:
     return int(time.time() * 1000)
 
 
-def still_gathering(project_id: str, job_id: str) -> bool:
-    """True while uploads keep joining ``job_id``'s request (the burst is not over yet)."""
+def quiet_in(project_id: str, job_id: str) -> float:
+    """Seconds until ``job_id``'s burst of uploads is over (none joined for QUIET_MS); 0 once it is."""
     item = _table().get_item(Key=_key(project_id), ConsistentRead=True).get("Item")
     if not item or item.get("jobId") != job_id or "lastAt" not in item:
-        return False
+        return 0.0
     now = _ms()
-    return now - int(item["lastAt"]) < QUIET_MS and now - int(item["createdAt"]) * 1000 < MAX_GATHER_MS
+    if now - int(item["createdAt"]) * 1000 >= MAX_GATHER_MS:
+        return 0.0
+    return max(0.0, (QUIET_MS - (now - int(item["lastAt"]))) / 1000)
 
 
 def take(project_id: str, job_id: str) -> tuple[list[str], bool] | None:

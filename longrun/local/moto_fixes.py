@@ -11,8 +11,15 @@ Two fixes concern DynamoDB, whose guarantees the job store and the publisher bui
   gigabytes of garbage after a few thousand events). Here it snapshots only the items the
   transaction touches and restores those if it is cancelled.
 
-One concerns cost only: moto's Step Functions engine builds a new boto3 client for every task it
-runs (a sixth of its time under load); here clients are made once and shared, as boto3 allows.
+Two concern cost only:
+
+* moto's Step Functions engine builds a new boto3 client for every task it runs (a sixth of its
+  time under load); here clients are made once and shared, as boto3 allows.
+* moto's SQS ``ReceiveMessage`` checks each message it hands out against the queue's retention
+  period by computing *every* queue attribute, including the approximate counts, which walk all
+  messages: quadratic in the queue's depth. A burst of 2,000 uploads queued as many events and
+  held the endpoint's CPU for minutes (S3 PUTs went from 2 to 130 ms). Here it reads the one
+  attribute it needs.
 """
 
 from __future__ import annotations
@@ -81,12 +88,25 @@ class _SharedClients:
         return getattr(self._boto3, name)
 
 
+def _fix_sqs_retention_check() -> None:
+    from moto.core.utils import unix_time
+    from moto.sqs.models import SQSBackend
+
+    def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
+        retention_period = int(self.get_queue(queue_name).message_retention_period)
+        return retention_period + message.sent_timestamp / 1000 > unix_time()
+
+    SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
+
+
 def install() -> None:
     """Patch moto in this process (the local cloud's AWS endpoint only)."""
     import moto.dynamodb.models as models
     import moto.stepfunctions.parser.asl.utils.boto_client as engine_clients
 
     engine_clients.boto3 = _SharedClients()  # type: ignore[assignment]
+
+    _fix_sqs_retention_check()
 
     backend_class = models.DynamoDBBackend
     if getattr(backend_class, "_longrun_fixed", False):

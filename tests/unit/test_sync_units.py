@@ -52,7 +52,7 @@ def test_the_first_upload_opens_a_request_and_the_rest_join_it(aws):
     second = sync_requests.join("prj-1", USER, "b.txt", "job-2")
     assert first == sync_requests.Joined("job-1", True)
     assert second == sync_requests.Joined("job-1", False), "the waiting job takes it"
-    assert sync_requests.still_gathering("prj-1", "job-1")
+    assert 0 < sync_requests.quiet_in("prj-1", "job-1") <= sync_requests.QUIET_MS / 1000
     assert sync_requests.take("prj-1", "job-2") is None, "only its own job takes a request"
     assert sync_requests.take("prj-1", "job-1") == (["a.txt", "b.txt"], False)
     assert sync_requests.join("prj-1", USER, "c.txt", "job-3").started_here, "after the take: the next job"

@@ -10,6 +10,7 @@ takes the waiting request (the keys uploaded so far); uploads after that start t
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -20,18 +21,21 @@ from steps.sync import work
 
 logger = Logger()
 
+WAIT_FOR_PROJECT_SECONDS = 2  # how often a queued sync asks again
+
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     job_id, project_id = event["jobId"], event["projectId"]
     before = event.get("listing") or {}
-    if event.get("origin") == "upload" and sync_requests.still_gathering(project_id, job_id):
-        return {"acquired": False, "gathering": True}  # uploads still arriving: they join this job
+    if event.get("origin") == "upload" and (quiet_in := sync_requests.quiet_in(project_id, job_id)) > 0:
+        # Uploads still arriving join this job: wait until the burst has been quiet long enough.
+        return {"acquired": False, "gathering": True, "waitSeconds": math.ceil(quiet_in)}
     holder = locks.acquire(project_id, job_id, "sync")
     if holder is not None:
         if not before.get("waiting"):
             publisher.progress(event, "queue", "STARTED", {"waitingFor": holder})
-        return {"acquired": False, "waiting": True}
+        return {"acquired": False, "waiting": True, "waitSeconds": WAIT_FOR_PROJECT_SECONDS}
     if before.get("waiting"):
         publisher.progress(event, "queue", "SUCCEEDED")
     listing: dict[str, Any] = {"acquired": True, "done": False, "cursor": None, "page": 0, "batches": 0}

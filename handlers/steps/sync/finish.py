@@ -1,5 +1,8 @@
 """Finish: fold what the batches copied and the pages deleted into the manifest, and count.
 
+It is bookkeeping, not a step the user waits on: it reports no progress of its own (the copy's
+end and the job's result say what it did).
+
 It also runs on the failure path (``failed: true``), so the files a failed sync did copy are
 recorded and the next sync does not copy them again; the job's work files go only on success.
 """
@@ -13,7 +16,6 @@ from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core import publisher
-from core.steps import job_step
 from steps.sync import manifest, work
 
 logger = Logger()
@@ -27,12 +29,6 @@ def _read_all(keys: list[str]) -> list[Any]:
 
 
 @logger.inject_lambda_context(clear_state=True)
-@job_step(
-    "finish",
-    summary=lambda r: {k: r[k] for k in ("copied", "deleted", "unchanged", "bytes")},
-    starts=lambda event: not event.get("failed"),
-    ends=lambda result: bool(result),
-)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     listing = event.get("listing") or {}
     if not listing.get("acquired"):
