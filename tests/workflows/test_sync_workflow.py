@@ -111,3 +111,17 @@ def test_a_sync_that_fails_midway_keeps_what_it_copied_and_the_next_one_finishes
     assert sorted(p.name for p in root.iterdir()) == [f"f{i:02d}.txt" for i in range(12)] + ["zz-archived.txt"]
     copied_again = 13 - len(done_first)
     assert result["copied"] == copied_again, (result, sorted(done_first))
+
+
+def test_a_small_sync_copies_in_its_listing_step_without_a_map(workflow, project, local_cloud):
+    for i in range(3):
+        put(workflow, project, f"few/f{i}.txt", b"few\n")
+    started = run_sync(workflow, project, {})
+    job = workflow.job(started["jobId"])
+    assert job["status"] == "SUCCEEDED", job.get("error")
+    entered = states(workflow, started)
+    assert entered[-4:] == ["ListPage", "MoreToList", "Finish", "NotifySuccess"], entered
+    assert "CopyInline" not in entered and "CopyDistributed" not in entered
+    assert (local_cloud.efs_root() / "projects" / project / "few" / "f2.txt").read_text() == "few\n"
+    assert job["result"]["copied"] >= 3
+    assert {name: step["status"] for name, step in job["steps"].items()} == {"list": "SUCCEEDED", "copy": "SUCCEEDED"}

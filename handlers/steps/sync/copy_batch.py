@@ -149,9 +149,8 @@ def _download(ws: Workspace, item: dict[str, Any], progress: Progress) -> Copied
             staged.commit(mtime_ns)
     except (Collision, UnsafePath) as e:
         return Problem(item["path"], str(e))
-    stat = ws.stat(item["path"])
     progress.add(files=1)
-    return Copied(item["path"], int(obj["ContentLength"]), etag, stat.st_mtime_ns if stat else mtime_ns)
+    return Copied(item["path"], int(obj["ContentLength"]), etag, mtime_ns)  # commit set exactly this mtime
 
 
 def _upload(ws: Workspace, item: dict[str, Any], event: dict[str, Any], progress: Progress) -> Copied | Problem:
@@ -209,14 +208,18 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 def _copy(event: dict[str, Any]) -> dict[str, Any]:
     job_id, project_id = event["jobId"], event["projectId"]
-    direction = event["params"].get("direction", "s3-to-efs")
     done = work.done_key(job_id, event["batch"])
     if work.keys_under(done):
         summary = work.get_json(done)
         return {"copied": len(summary["copied"]), "bytes": summary["bytes"], "again": True}
     locks.refresh(project_id, job_id)  # LockLost once the job was cancelled
-    ws = Workspace(workspace_dir(project_id))
-    items = work.get_json(event["batch"])["items"]
+    return copy_items(event, work.get_json(event["batch"])["items"], done)
+
+
+def copy_items(event: dict[str, Any], items: list[dict[str, Any]], done: str) -> dict[str, Any]:
+    """Copy ``items`` (a batch's, or a small sync's straight from its listing) and write their done file."""
+    direction = event["params"].get("direction", "s3-to-efs")
+    ws = Workspace(workspace_dir(event["projectId"]))
     progress = Progress(event)
 
     def one(item: dict[str, Any]) -> Copied | Problem:
@@ -238,5 +241,5 @@ def _copy(event: dict[str, Any]) -> dict[str, Any]:
             "bytes": nbytes,
         },
     )
-    logger.info("batch copied", extra={"batch": event["batch"], "files": len(copied), "bytes": nbytes})
+    logger.info("copied", extra={"files": len(copied), "bytes": nbytes, "problems": len(problems)})
     return {"copied": len(copied), "bytes": nbytes, "problems": len(problems)}

@@ -52,7 +52,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("failed"):
         logger.info("progress saved after a failure", extra={"copied": copied})
         return {}
-    if listing.get("batches"):
+    if listing.get("batches") or listing.get("copiedHere"):
         publisher.progress(event, "copy", "SUCCEEDED", {"files": copied, "bytes": nbytes})
     work.delete_under(prefix)
     return {

@@ -23,12 +23,16 @@ from core import aws, locks, publisher
 from core.steps import job_step
 from steps.project.workspace import workspace_dir
 from steps.sync import manifest, work
+from steps.sync.copy_batch import copy_items
 from steps.sync.files import Collision, UnsafePath, Workspace
 from steps.sync.listing import Item, Problem, efs_items, s3_items, unchanged
 
 logger = Logger()
 
 ROUND_SECONDS = 20  # list pages for this long per invocation, then hand the cursor back
+# A sync this small (a few uploaded files) is copied here, without the Map's fan-out.
+SMALL_SYNC_FILES = 20
+SMALL_SYNC_BYTES = 32 * 1024 * 1024
 _manifest_cache: tuple[str, dict[str, manifest.Record]] | None = None
 
 
@@ -189,10 +193,24 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         publisher.step_detail(event, "list", _progress(listing))
 
     if listing["done"]:
+        small = listing["page"] == 1 and listing["toCopy"] <= SMALL_SYNC_FILES
+        if small and listing["bytesToCopy"] <= SMALL_SYNC_BYTES and listing["batches"] == 1:
+            _copy_here(event, job_id, listing, copies)
         _plan_copy(job_id, listing, tuning)
         if listing["batches"]:
             publisher.progress(event, "copy", "STARTED", {"files": listing["toCopy"], "bytes": listing["bytesToCopy"]})
     return listing
+
+
+def _copy_here(event: dict[str, Any], job_id: str, listing: dict[str, Any], copies: list[Item]) -> None:
+    """Copy a small sync's one batch in this step: no Map, no second Lambda for a handful of files."""
+    batch = work.batch_key(job_id, 1)
+    items = [c.to_json() for c in copies]
+    copy_event = {**event, "toCopy": listing["toCopy"], "bytesToCopy": listing["bytesToCopy"], "batch": batch}
+    publisher.progress(event, "copy", "STARTED", {"files": listing["toCopy"], "bytes": listing["bytesToCopy"]})
+    copy_items(copy_event, items, work.done_key(job_id, batch))
+    listing["batches"] = 0
+    listing["copiedHere"] = True
 
 
 def _account(
