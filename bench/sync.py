@@ -14,7 +14,7 @@ Per round and per project, in a rotating order of the three tools:
 * resync after 1% changed in S3 — the same 1% of the files are uploaded again with new content. For
   longrun that is all it takes: the uploads start a sync of just those keys (no listing). Its time
   is the job's work, from its ``list`` step's start to ``job.finished``; the time from the last PUT,
-  which adds the 2-second window in which a burst of uploads gathers, is reported beside it. The
+  which adds the window in which a burst of uploads gathers (1.5 s of quiet), is reported beside it. The
   two tools sync the prefix again. Target: longrun under half the time of ``aws s3 sync``.
 * resync after 1% changed in the destination — the same 1% of the files get a few bytes appended
   in each of the three destinations (so their size differs from S3's), then a full-listing
@@ -520,7 +520,7 @@ def _rows(d: Dataset, t: Times) -> list[Row]:
         Row(f"full sync, {d.label}: beside s5cmd", "s", t.full["longrun"], t.full["s5cmd"], s5, digits=2),
         Row(f"resync, 1% changed in S3, {d.label}: the uploads' sync, list start → finished", "s",
             t.s3change["longrun"], t.s3change["aws"], aws, target="< 0.5x", check=lambda v, b: v < 0.5 * b, digits=2),
-        Row(f"resync, 1% changed in S3, {d.label}: from the last PUT (2 s gathering window included)", "s",
+        Row(f"resync, 1% changed in S3, {d.label}: from the last PUT (the gathering window included)", "s",
             t.s3change_from_put, t.s3change["aws"], aws, digits=2),
         Row(f"resync, 1% changed in S3, {d.label}: beside s5cmd", "s", t.s3change["longrun"], t.s3change["s5cmd"],
             s5, digits=2),

@@ -28,7 +28,7 @@ WRITER_METADATA = "longrun-writer"
 MAX_KEYS = 1000
 # A burst ends when no upload has joined for this long (a debounce: the window restarts with each
 # upload), or after MAX_GATHER_MS in all, so a steady stream of uploads still gets synced.
-QUIET_MS = 2000
+QUIET_MS = 1500
 MAX_GATHER_MS = 30_000
 # A request older than this whose job is gone (a trigger that died between writing the request
 # and starting the job) is taken over by the next upload.
