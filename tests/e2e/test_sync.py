@@ -291,3 +291,21 @@ def test_bad_sync_params_are_400(local_cloud, project, params):
     response = http(local_cloud, "POST", "/jobs", USER, json=body)
     assert response.status_code == 400, response.text
     assert response.json()["error"]["details"][0]["path"].startswith("params")
+
+
+def test_hostile_keys_written_to_s3_directly_are_reported_not_followed(local_cloud, project, tmp_path):
+    """Keys that never went through the uploads call (another tool wrote them) are checked by the sync too."""
+    s3 = local_cloud.aws_client("s3")
+    bucket = next(b["Name"] for b in s3.list_buckets()["Buckets"] if "projectsbucket" in b["Name"])
+    hostile = ["../escape.txt", "a/../../escape.txt", ".git/config", "dir/.GIT/hooks/post-checkout", "a\\b.txt",
+               "．．/fullwidth.txt", "ctl\x07.txt", "x/./y.txt"]  # fmt: skip
+    for key in hostile:
+        s3.put_object(Bucket=bucket, Key=f"projects/{project}/{key}", Body=b"#!/bin/sh\ntouch /tmp/pwned\n")
+    root = workspace(local_cloud, project)
+    config_before = (root / ".git" / "config").read_bytes()
+    result = sync(local_cloud, project)["result"]
+    reported = {p["path"] for p in result["problems"]}
+    assert set(hostile) <= reported, (set(hostile) - reported, result)
+    assert (root / ".git" / "config").read_bytes() == config_before
+    assert not (root.parent / "escape.txt").exists() and not (root.parent.parent / "escape.txt").exists()
+    assert not (root / "dir").exists() and not (root / "x").exists()
