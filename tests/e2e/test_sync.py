@@ -298,7 +298,7 @@ def test_hostile_keys_written_to_s3_directly_are_reported_not_followed(local_clo
     s3 = local_cloud.aws_client("s3")
     bucket = next(b["Name"] for b in s3.list_buckets()["Buckets"] if "projectsbucket" in b["Name"])
     hostile = ["../escape.txt", "a/../../escape.txt", ".git/config", "dir/.GIT/hooks/post-checkout", "a\\b.txt",
-               "．．/fullwidth.txt", "ctl\x07.txt", "x/./y.txt"]  # fmt: skip
+               "\uff0e\uff0e/fullwidth.txt", "ctl\x07.txt", "x/./y.txt"]  # fmt: skip
     for key in hostile:
         s3.put_object(Bucket=bucket, Key=f"projects/{project}/{key}", Body=b"#!/bin/sh\ntouch /tmp/pwned\n")
     root = workspace(local_cloud, project)
