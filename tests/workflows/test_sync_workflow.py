@@ -120,7 +120,7 @@ def test_a_small_sync_copies_in_its_listing_step_without_a_map(workflow, project
     job = workflow.job(started["jobId"])
     assert job["status"] == "SUCCEEDED", job.get("error")
     entered = states(workflow, started)
-    assert entered[-4:] == ["ListPage", "MoreToList", "Finish", "NotifySuccess"], entered
+    assert entered[-3:] == ["ListPage", "MoreToList", "NotifyCopiedInListing"], entered
     assert "CopyInline" not in entered and "CopyDistributed" not in entered
     assert (local_cloud.efs_root() / "projects" / project / "few" / "f2.txt").read_text() == "few\n"
     assert job["result"]["copied"] >= 3

@@ -22,6 +22,7 @@ from steps.sync import work
 logger = Logger()
 
 WAIT_FOR_PROJECT_SECONDS = 2  # how often a queued sync asks again
+INLINE_KEYS_BYTES = 16 * 1024  # uploaded keys up to this size ride in the state (its limit is 256 KiB)
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -42,7 +43,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("origin") == "upload":
         taken = sync_requests.take(project_id, job_id)
         if taken is not None and taken[0] and not taken[1]:
-            listing["keysRef"] = f"{work.job_prefix(job_id)}keys.json"
-            work.put_json(listing["keysRef"], taken[0])
+            if sum(len(k) for k in taken[0]) <= INLINE_KEYS_BYTES:
+                listing["keys"] = taken[0]  # a few keys travel in the state; many as an S3 reference
+            else:
+                listing["keysRef"] = f"{work.job_prefix(job_id)}keys.json"
+                work.put_json(listing["keysRef"], taken[0])
         logger.info("uploads taken", extra={"keys": len(taken[0]) if taken else 0, "full": bool(taken and taken[1])})
     return listing

@@ -78,7 +78,7 @@ class Progress:
         if due:
             self.flush()
 
-    def flush(self) -> None:
+    def flush(self, publish: bool = True) -> None:
         with self.lock:
             files, nbytes, self.files, self.bytes = self.files, self.bytes, 0, 0
             self.flushed_at = time.monotonic()
@@ -93,6 +93,8 @@ class Progress:
             ExpressionAttributeValues={":f": files, ":b": nbytes},
             ReturnValues="ALL_NEW",
         )["Attributes"]
+        if not publish:
+            return
         now = time.time()
         try:
             table.update_item(
@@ -216,8 +218,14 @@ def _copy(event: dict[str, Any]) -> dict[str, Any]:
     return copy_items(event, work.get_json(event["batch"])["items"], done)
 
 
-def copy_items(event: dict[str, Any], items: list[dict[str, Any]], done: str) -> dict[str, Any]:
-    """Copy ``items`` (a batch's, or a small sync's straight from its listing) and write their done file."""
+def copy_items(
+    event: dict[str, Any], items: list[dict[str, Any]], done: str, final_progress: bool = True
+) -> dict[str, Any]:
+    """Copy ``items`` (a batch's, or a small sync's straight from its listing) and write their done file.
+
+    ``final_progress`` False: the caller reports the end itself, so the last counts are added
+    to the job without a progress event of their own.
+    """
     direction = event["params"].get("direction", "s3-to-efs")
     ws = Workspace(workspace_dir(event["projectId"]))
     progress = Progress(event)
@@ -229,7 +237,7 @@ def copy_items(event: dict[str, Any], items: list[dict[str, Any]], done: str) ->
 
     with ThreadPoolExecutor(max_workers=FILES_AT_ONCE) as pool:
         outcomes = list(pool.map(one, items))
-    progress.flush()
+    progress.flush(publish=final_progress)
     copied = [o for o in outcomes if isinstance(o, Copied)]
     problems = [o for o in outcomes if isinstance(o, Problem)]
     nbytes = sum(c.size for c in copied)

@@ -1,10 +1,12 @@
 """Finish: fold what the batches copied and the pages deleted into the manifest, and count.
 
 It is bookkeeping, not a step the user waits on: it reports no progress of its own (the copy's
-end and the job's result say what it did).
+end and the job's result say what it did). A small sync that copied in its listing step does the
+same bookkeeping there (:func:`record`) and skips this state.
 
 It also runs on the failure path (``failed: true``), so the files a failed sync did copy are
-recorded and the next sync does not copy them again; the job's work files go only on success.
+recorded and the next sync does not copy them again. The job's work files under ``sync/<jobId>/``
+stay for operators to read and expire with the bucket's lifecycle rule.
 """
 
 from __future__ import annotations
@@ -28,33 +30,30 @@ def _read_all(keys: list[str]) -> list[Any]:
         return list(pool.map(work.get_json, keys))
 
 
-@logger.inject_lambda_context(clear_state=True)
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    listing = event.get("listing") or {}
-    if not listing.get("acquired"):
-        return {}  # failed before it held the project: nothing was written
+def record(event: dict[str, Any], listing: dict[str, Any], failed: bool = False) -> dict[str, Any]:
+    """Update the manifest from the job's page and done files; the job's result (empty when ``failed``)."""
     job_id, project_id = event["jobId"], event["projectId"]
     prefix = work.job_prefix(job_id)
+    keys = work.keys_under(prefix)
     records = manifest.load(project_id)
     problems: list[dict[str, str]] = []
-    for page in _read_all(work.keys_under(prefix + "pages/")):
+    for page in _read_all([k for k in keys if k.startswith(prefix + "pages/")]):
         for path in page["deleted"]:
             records.pop(path, None)
         problems += page["problems"]
     copied = nbytes = 0
-    for done in _read_all(work.keys_under(prefix + "done/")):
+    for done in _read_all([k for k in keys if k.startswith(prefix + "done/")]):
         for path, size, etag, mtime_ns in done["copied"]:
             records[path] = manifest.Record(size, etag, mtime_ns)
         copied += len(done["copied"])
         nbytes += done["bytes"]
         problems += done["problems"]
     manifest.save(project_id, records)
-    if event.get("failed"):
+    if failed:
         logger.info("progress saved after a failure", extra={"copied": copied})
         return {}
     if listing.get("batches") or listing.get("copiedHere"):
         publisher.progress(event, "copy", "SUCCEEDED", {"files": copied, "bytes": nbytes})
-    work.delete_under(prefix)
     return {
         "direction": event["params"].get("direction", "s3-to-efs"),
         "copied": copied,
@@ -64,3 +63,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "skipped": len(problems),
         "problems": problems[:MAX_PROBLEMS],
     }
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    listing = event.get("listing") or {}
+    if not listing.get("acquired"):
+        return {}  # failed before it held the project: nothing was written
+    return record(event, listing, failed=bool(event.get("failed")))

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 from core import aws, locks, publisher
 from core.steps import job_step
 from steps.project.workspace import workspace_dir
-from steps.sync import manifest, work
+from steps.sync import finish, manifest, work
 from steps.sync.copy_batch import copy_items
 from steps.sync.files import Collision, UnsafePath, Workspace
 from steps.sync.listing import Item, Problem, efs_items, s3_items, unchanged
@@ -85,9 +85,8 @@ def _head(project_id: str, path: str) -> Item | None:
                 head["ETag"].strip('"'), key)  # fmt: skip
 
 
-def _keys_round(event: dict[str, Any], keys_ref: str, ws: Workspace) -> tuple[list[Item], int]:
+def _keys_round(event: dict[str, Any], wanted: list[str], ws: Workspace) -> tuple[list[Item], int]:
     """An upload-started sync: only the uploaded keys, looked up one by one (no listing)."""
-    wanted: list[str] = work.get_json(keys_ref)
     with ThreadPoolExecutor(max_workers=16) as pool:
         sources = [s for s in pool.map(lambda p: _head(event["projectId"], p), wanted) if s is not None]
     records = _records(event["jobId"], event["projectId"])
@@ -156,8 +155,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     ws.root.mkdir(parents=True, exist_ok=True)
     started = time.monotonic()
 
-    if listing.get("keysRef"):
-        copies, same = _keys_round(event, listing["keysRef"], ws)
+    if listing.get("keys") is not None or listing.get("keysRef"):
+        wanted = listing.pop("keys", None) or work.get_json(listing["keysRef"])
+        copies, same = _keys_round(event, wanted, ws)
         _account(listing, copies, same, [], [], job_id, tuning)
         listing["done"] = True
     else:
@@ -208,9 +208,12 @@ def _copy_here(event: dict[str, Any], job_id: str, listing: dict[str, Any], copi
     items = [c.to_json() for c in copies]
     copy_event = {**event, "toCopy": listing["toCopy"], "bytesToCopy": listing["bytesToCopy"], "batch": batch}
     publisher.progress(event, "copy", "STARTED", {"files": listing["toCopy"], "bytes": listing["bytesToCopy"]})
-    copy_items(copy_event, items, work.done_key(job_id, batch))
+    copy_items(copy_event, items, work.done_key(job_id, batch), final_progress=False)
     listing["batches"] = 0
     listing["copiedHere"] = True
+    # The bookkeeping too: the workflow goes straight to the notify step with this result.
+    listing["result"] = finish.record(event, listing)
+    listing["finished"] = True
 
 
 def _account(

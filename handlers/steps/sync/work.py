@@ -95,10 +95,3 @@ def keys_under(prefix: str) -> list[str]:
     for page in aws.client("s3").get_paginator("list_objects_v2").paginate(Bucket=bucket(), Prefix=prefix):
         found += [o["Key"] for o in page.get("Contents", [])]
     return found
-
-
-def delete_under(prefix: str) -> None:
-    keys = keys_under(prefix)
-    for start in range(0, len(keys), 1000):
-        objects = [{"Key": k} for k in keys[start : start + 1000]]
-        aws.client("s3").delete_objects(Bucket=bucket(), Delete={"Objects": objects, "Quiet": True})
