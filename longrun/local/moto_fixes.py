@@ -19,7 +19,12 @@ Two concern cost only:
   period by computing *every* queue attribute, including the approximate counts, which walk all
   messages: quadratic in the queue's depth. A burst of 2,000 uploads queued as many events and
   held the endpoint's CPU for minutes (S3 PUTs went from 2 to 130 ms). Here it reads the one
-  attribute it needs.
+  attribute it needs. Every message's visibility check (and every ``SendMessage``, which builds
+  the queue's attributes) reads the clock through datetime arithmetic; here through
+  ``time.time()``, the same value at a fraction of the cost.
+* moto's server finds the backend of every request by matching the inferred host name against
+  a few hundred URL patterns, under a lock: 40% of the endpoint's CPU while a sync copied small
+  files. The answer depends only on the host name, so it is remembered.
 """
 
 from __future__ import annotations
@@ -88,9 +93,35 @@ class _SharedClients:
         return getattr(self._boto3, name)
 
 
+def _remember_backend_for_host() -> None:
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+
+    if getattr(DomainDispatcherApplication, "_longrun_remembers", False):
+        return
+    original = DomainDispatcherApplication.get_backend_for_host
+    known: dict[str | None, Any] = {}
+
+    def get_backend_for_host(self: Any, host: str | None) -> Any:
+        if host not in known:
+            known[host] = original(self, host)
+        return known[host]
+
+    DomainDispatcherApplication.get_backend_for_host = get_backend_for_host
+    DomainDispatcherApplication._longrun_remembers = True
+
+
 def _fix_sqs_retention_check() -> None:
+    import time
+
+    import moto.sqs.models as sqs_models
     from moto.core.utils import unix_time
     from moto.sqs.models import SQSBackend
+
+    def fast_unix_time(dt: Any = None) -> float:
+        return time.time() if dt is None else unix_time(dt)
+
+    sqs_models.unix_time = fast_unix_time
+    sqs_models.unix_time_millis = lambda dt=None: fast_unix_time(dt) * 1000.0
 
     def is_message_valid_based_on_retention_period(self: Any, queue_name: str, message: Any) -> bool:
         retention_period = int(self.get_queue(queue_name).message_retention_period)
@@ -107,6 +138,7 @@ def install() -> None:
     engine_clients.boto3 = _SharedClients()  # type: ignore[assignment]
 
     _fix_sqs_retention_check()
+    _remember_backend_for_host()
 
     backend_class = models.DynamoDBBackend
     if getattr(backend_class, "_longrun_fixed", False):
