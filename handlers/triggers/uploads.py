@@ -43,6 +43,16 @@ def _start_sync(job_id: str, user_id: str, project_id: str) -> None:
     logger.info("sync started by upload", extra={"jobId": job_id, "projectId": project_id})
 
 
+_projects_seen: dict[str, dict[str, Any] | None] = {}
+
+
+def _project(project_id: str) -> dict[str, Any] | None:
+    """The project, read once per batch (a burst's records mostly name the same one)."""
+    if project_id not in _projects_seen:
+        _projects_seen[project_id] = projects.get(project_id)
+    return _projects_seen[project_id]
+
+
 def _written_by_longrun(key: str) -> bool:
     """A scaffold or an efs-to-s3 sync wrote it (its metadata says so), or it is gone already."""
     try:
@@ -68,7 +78,7 @@ def record_handler(record: SQSRecord) -> None:
     if _written_by_longrun(key):
         logger.debug("object written by longrun itself; no sync", extra={"key": key[:200]})
         return
-    project = projects.get(project_id)
+    project = _project(project_id)
     if project is None:
         logger.warning("upload to a project that does not exist; ignored", extra={"projectId": project_id[:64]})
         return
@@ -81,4 +91,5 @@ def record_handler(record: SQSRecord) -> None:
 
 @logger.inject_lambda_context(clear_state=True)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    _projects_seen.clear()
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

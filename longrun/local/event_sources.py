@@ -35,8 +35,12 @@ def _record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, A
     }
 
 
+# Lambda's SQS poller starts with five concurrent batches per mapping (and scales up from there).
+CONCURRENT_BATCHES = 5
+
+
 class SqsPoller:
-    """One event source mapping, polled by one thread."""
+    """One event source mapping, polled by CONCURRENT_BATCHES threads, each delivering its own batches."""
 
     def __init__(self, spec: EventSourceSpec, sqs: Any, runtime: LambdaRuntime, region: str) -> None:
         self.spec = spec
@@ -47,15 +51,20 @@ class SqsPoller:
             "QueueArn"
         ]
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"sqs-{spec.function}", daemon=True)
+        self._threads = [
+            threading.Thread(target=self._run, name=f"sqs-{spec.function}-{i}", daemon=True)
+            for i in range(CONCURRENT_BATCHES)
+        ]
         self.invocations = 0
 
     def start(self) -> None:
-        self._thread.start()
+        for thread in self._threads:
+            thread.start()
 
     def stop(self) -> None:
         self._stop.set()
-        self._thread.join(timeout=5)
+        for thread in self._threads:
+            thread.join(timeout=5)
 
     def _receive(self) -> list[dict[str, Any]]:
         """A batch: up to batch_size messages, gathered for at most the batching window after the first."""
