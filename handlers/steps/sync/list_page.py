@@ -136,12 +136,16 @@ def _write_batches(job_id: str, listing: dict[str, Any], copies: list[Item], tun
         work.put_json(work.batch_key(job_id, listing["batches"]), {"items": batch})
 
 
+def _summary(listing: dict[str, Any]) -> dict[str, Any]:
+    return {k: listing[k] for k in ("toCopy", "bytesToCopy", "unchanged", "deleted", "problems")}
+
+
 @logger.inject_lambda_context(clear_state=True)
 @job_step(
     "list",
-    summary=lambda r: {k: r[k] for k in ("toCopy", "bytesToCopy", "unchanged", "deleted", "problems")},
+    summary=_summary,
     starts=lambda event: event["listing"].get("page", 0) == 0,
-    ends=lambda result: result["done"],
+    ends=lambda result: result["done"] and not result.get("copiedHere"),  # that path reports its own end
 )
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     job_id, project_id, params = event["jobId"], event["projectId"], event["params"]
@@ -207,6 +211,7 @@ def _copy_here(event: dict[str, Any], job_id: str, listing: dict[str, Any], copi
     batch = work.batch_key(job_id, 1)
     items = [c.to_json() for c in copies]
     copy_event = {**event, "toCopy": listing["toCopy"], "bytesToCopy": listing["bytesToCopy"], "batch": batch}
+    publisher.progress(event, "list", "SUCCEEDED", _summary(listing))  # the listing is over; the copy starts
     publisher.progress(event, "copy", "STARTED", {"files": listing["toCopy"], "bytes": listing["bytesToCopy"]})
     copy_items(copy_event, items, work.done_key(job_id, batch), final_progress=False)
     listing["batches"] = 0
