@@ -30,7 +30,16 @@ from bench.cloud import Cloud, cores
 from bench.report import Section, render
 
 RESULTS = Path(__file__).resolve().parent / "results" / "latest.md"
-CLOUD_BENCHMARKS = ("completion", "throughput", "accept", "git-clone", "sync")
+# Each section that needs the local cloud, in the order they run: its module (a Settings with
+# quick(), and run) and its title.
+CLOUD_SECTIONS = {
+    "completion": (completion, "completion latency"),
+    "throughput": (throughput, "throughput"),
+    "accept": (accept, "accept latency"),
+    "git-clone": (git_clone, "git-clone"),
+    "sync": (sync, "sync"),
+}
+CLOUD_BENCHMARKS = tuple(CLOUD_SECTIONS)
 ALL = ("imports", *CLOUD_BENCHMARKS)
 
 
@@ -79,21 +88,9 @@ def main(argv: list[str] | None = None) -> int:
                 if name not in chosen:
                     continue
                 state = cloud.state_note()
-                if name == "completion":
-                    s = completion.Settings.quick() if quick else completion.Settings()
-                    section = _timed("completion latency", lambda s=s: completion.run(cloud, s, say))
-                elif name == "git-clone":
-                    s = git_clone.Settings.quick() if quick else git_clone.Settings()
-                    section = _timed("git-clone", lambda s=s: git_clone.run(cloud, s, say))
-                elif name == "sync":
-                    s = sync.Settings.quick() if quick else sync.Settings()
-                    section = _timed("sync", lambda s=s: sync.run(cloud, s, say))
-                elif name == "accept":
-                    s = accept.Settings.quick() if quick else accept.Settings()
-                    section = _timed("accept latency", lambda s=s: accept.run(cloud, s, say))
-                else:
-                    s = throughput.Settings.quick() if quick else throughput.Settings()
-                    section = _timed("throughput", lambda s=s: throughput.run(cloud, s, say))
+                module, title = CLOUD_SECTIONS[name]
+                s = module.Settings.quick() if quick else module.Settings()
+                section = _timed(title, lambda module=module, s=s: module.run(cloud, s, say))
                 section.notes.append(f"state before: {state}")
                 sections.append(section)
             cloud_note += f"; at the end: {cloud.state_note()}"
