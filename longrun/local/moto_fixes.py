@@ -11,6 +11,10 @@ Two fixes concern DynamoDB, whose guarantees the job store and the publisher bui
   gigabytes of garbage after a few thousand events). Here it snapshots only the items the
   transaction touches and restores those if it is cancelled.
 
+One concerns Step Functions: ``StopExecution`` of an execution that waits on a task token left it
+``RUNNING`` until the task's own timeout and then ``FAILED``; here it is ``ABORTED`` at once, as
+on AWS (:func:`_stop_ends_task_token_waits`).
+
 Two concern cost only:
 
 * moto's Step Functions engine builds a new boto3 client for every task it runs (a sixth of its
@@ -93,6 +97,38 @@ class _SharedClients:
         return getattr(self._boto3, name)
 
 
+def _stop_ends_task_token_waits() -> None:
+    """``StopExecution`` aborts an execution that waits on a task token at once, as on AWS.
+
+    moto's engine marks the program stopped but leaves the task's thread waiting for its callback
+    until the task's own timeout (the execution stays ``RUNNING`` for minutes), and the error that
+    wait then raises overwrites the stop, so it ends ``FAILED``. Here the stop wakes every
+    callback of the execution, and a stopped program stays stopped: ``ABORTED``.
+    """
+    from moto.stepfunctions.parser.asl.eval.environment import Environment
+    from moto.stepfunctions.parser.asl.eval.program_state import ProgramStopped
+
+    if getattr(Environment, "_longrun_stop_aborts", False):
+        return
+    set_stop, set_error, set_timed_out = Environment.set_stop, Environment.set_error, Environment.set_timed_out
+
+    def stop(self: Any, stop_date: Any, cause: str | None, error: str | None) -> None:
+        set_stop(self, stop_date=stop_date, cause=cause, error=error)
+        for endpoint in list(self.callback_pool_manager._pool.values()):
+            endpoint.interrupt_all()
+
+    def error(self: Any, error: Any) -> None:
+        if not isinstance(self.program_state(), ProgramStopped):
+            set_error(self, error=error)
+
+    def timed_out(self: Any) -> None:
+        if not isinstance(self.program_state(), ProgramStopped):
+            set_timed_out(self)
+
+    Environment.set_stop, Environment.set_error, Environment.set_timed_out = stop, error, timed_out
+    Environment._longrun_stop_aborts = True
+
+
 def _remember_backend_for_host() -> None:
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
 
@@ -139,6 +175,7 @@ def install() -> None:
 
     _fix_sqs_retention_check()
     _remember_backend_for_host()
+    _stop_ends_task_token_waits()
 
     backend_class = models.DynamoDBBackend
     if getattr(backend_class, "_longrun_fixed", False):

@@ -188,6 +188,7 @@ def test_delete_only_when_asked_and_never_git(local_cloud, project):
 
 
 def test_efs_to_s3_uploads_the_workspace_and_does_not_echo_back(local_cloud, project):
+    sync(local_cloud, project)  # the scaffold's files, written to S3 and the workspace apart, made equal once
     root = workspace(local_cloud, project)
     (root / "out").mkdir()
     (root / "out" / "report.txt").write_text("built\n")
