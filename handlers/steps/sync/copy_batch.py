@@ -29,6 +29,7 @@ from core.errors import TransientError
 from steps.project.workspace import workspace_dir
 from steps.sync import work
 from steps.sync.files import Collision, UnsafePath, Workspace
+from steps.sync.listing import object_etag, object_mtime_ns
 
 logger = Logger()
 
@@ -137,8 +138,8 @@ def _download(ws: Workspace, item: dict[str, Any], progress: Progress) -> Copied
                 f"{item['path']} is archived (Glacier): restore it, then sync again; the files copied so far are kept"
             ) from None
         raise
-    etag = obj["ETag"].strip('"')
-    mtime_ns = int(obj["LastModified"].timestamp()) * 1_000_000_000
+    etag = object_etag(obj["ETag"])
+    mtime_ns = object_mtime_ns(obj["LastModified"])
     try:
         with ws.staged(item["path"]) as staged:
             for chunk in obj["Body"].iter_chunks(CHUNK):
@@ -181,7 +182,7 @@ def _upload(ws: Workspace, item: dict[str, Any], event: dict[str, Any], progress
                 ContentMD5=base64.b64encode(digest.digest()).decode(),
                 Metadata=writer,
             )
-            etag = response["ETag"].strip('"')
+            etag = object_etag(response["ETag"])
             progress.add(nbytes=len(body))
         else:
             s3.upload_fileobj(
@@ -192,7 +193,7 @@ def _upload(ws: Workspace, item: dict[str, Any], event: dict[str, Any], progress
                 Config=_MULTIPART,
                 Callback=lambda n: progress.add(nbytes=n),
             )
-            etag = s3.head_object(Bucket=work.bucket(), Key=key)["ETag"].strip('"')
+            etag = object_etag(s3.head_object(Bucket=work.bucket(), Key=key)["ETag"])
     progress.add(files=1)
     # Recorded with the file's state when it was opened: a file changed meanwhile differs next time.
     return Copied(item["path"], stat.st_size, etag, stat.st_mtime_ns)

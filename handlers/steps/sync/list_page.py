@@ -17,7 +17,6 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
-from botocore.exceptions import ClientError
 
 from core import aws, locks, publisher
 from core.steps import job_step
@@ -25,7 +24,7 @@ from steps.project.workspace import workspace_dir
 from steps.sync import finish, manifest, work
 from steps.sync.copy_batch import copy_items
 from steps.sync.files import Collision, UnsafePath, Workspace
-from steps.sync.listing import Item, Problem, efs_items, s3_items, unchanged
+from steps.sync.listing import Item, Problem, efs_items, s3_item, s3_items, unchanged
 
 logger = Logger()
 
@@ -73,22 +72,10 @@ def _dest_range(
     return found
 
 
-def _head(project_id: str, path: str) -> Item | None:
-    key = work.project_prefix(project_id) + path
-    try:
-        head = aws.client("s3").head_object(Bucket=work.bucket(), Key=key)
-    except ClientError as e:
-        if e.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
-            return None
-        raise
-    return Item(path, int(head["ContentLength"]), int(head["LastModified"].timestamp()) * 10**9,
-                head["ETag"].strip('"'), key)  # fmt: skip
-
-
 def _keys_round(event: dict[str, Any], wanted: list[str], ws: Workspace) -> tuple[list[Item], int]:
     """An upload-started sync: only the uploaded keys, looked up one by one (no listing)."""
     with ThreadPoolExecutor(max_workers=16) as pool:
-        sources = [s for s in pool.map(lambda p: _head(event["projectId"], p), wanted) if s is not None]
+        sources = [s for s in pool.map(lambda p: s3_item(event["projectId"], p), wanted) if s is not None]
     records = _records(event["jobId"], event["projectId"])
     copies: list[Item] = []
     same = 0

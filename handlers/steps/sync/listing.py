@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from core import aws, paths
 from steps.sync import work
 from steps.sync.files import Workspace
@@ -38,12 +40,25 @@ class Problem:
     message: str
 
 
-def _mtime_ns(when: datetime) -> int:
+def object_mtime_ns(when: datetime) -> int:
+    """An object's LastModified as a file mtime, in whole seconds: what a copy sets and a listing compares."""
     return int(when.timestamp()) * 1_000_000_000
 
 
-def _etag(raw: str) -> str:
+def object_etag(raw: str) -> str:
     return raw.strip('"')
+
+
+def s3_item(project_id: str, path: str) -> Item | None:
+    """One object of the project, looked up by its path (an uploaded key); None if it is gone."""
+    key = work.project_prefix(project_id) + path
+    try:
+        head = aws.client("s3").head_object(Bucket=work.bucket(), Key=key)
+    except ClientError as e:
+        if e.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
+            return None
+        raise
+    return Item(path, int(head["ContentLength"]), object_mtime_ns(head["LastModified"]), object_etag(head["ETag"]), key)
 
 
 def s3_items(project_id: str, prefix: str, start_after: str | None) -> Iterator[Item | Problem]:
@@ -59,7 +74,9 @@ def s3_items(project_id: str, prefix: str, start_after: str | None) -> Iterator[
                 if not obj["Key"].endswith("/"):  # folder markers are not files; anything else is reported
                     yield Problem(obj["Key"][len(base) :], "not a safe path for the workspace; skipped")
                 continue
-            yield Item(rel, int(obj["Size"]), _mtime_ns(obj["LastModified"]), _etag(obj["ETag"]), obj["Key"])
+            yield Item(
+                rel, int(obj["Size"]), object_mtime_ns(obj["LastModified"]), object_etag(obj["ETag"]), obj["Key"]
+            )
 
 
 def efs_items(workspace: Workspace, prefix: str, start_after: str | None) -> Iterator[Item | Problem]:
