@@ -146,7 +146,8 @@ def _remember_backend_for_host() -> None:
     DomainDispatcherApplication._longrun_remembers = True
 
 
-def _fix_sqs_retention_check() -> None:
+def _fix_sqs_costs() -> None:
+    """The clock read through ``time.time()``, and the retention check that reads one attribute, not all."""
     import time
 
     import moto.sqs.models as sqs_models
@@ -173,7 +174,7 @@ def install() -> None:
 
     engine_clients.boto3 = _SharedClients()  # type: ignore[assignment]
 
-    _fix_sqs_retention_check()
+    _fix_sqs_costs()
     _remember_backend_for_host()
     _stop_ends_task_token_waits()
 
