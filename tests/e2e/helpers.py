@@ -75,3 +75,17 @@ def create_project(cloud: Any, user: str) -> str:
     job = start_create_project(cloud, user)
     assert wait_for_status(cloud, job["jobId"], user)["status"] == "SUCCEEDED"
     return job["projectId"]
+
+
+def settled_execution_status(sfn: Any, execution_arn: str, timeout: float = 30) -> str:
+    """The execution's status once it has left ``RUNNING``.
+
+    The job record turns final inside the workflow's last Lambda (notify), so a client that saw it
+    can still find the execution ``RUNNING`` for the moment the engine takes to reach its end state.
+    """
+    deadline = time.monotonic() + timeout
+    while (status := sfn.describe_execution(executionArn=execution_arn)["status"]) == "RUNNING":
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    return status

@@ -10,6 +10,7 @@ from tests.e2e.helpers import (
     http,
     recv_json,
     recv_until,
+    settled_execution_status,
     start_create_project,
     unique_name,
     wait_for_status,
@@ -91,7 +92,7 @@ def test_create_project_end_to_end(local_cloud):
 
     # The execution is there for operators, and it succeeded.
     sfn = local_cloud.aws_client("stepfunctions")
-    assert sfn.describe_execution(executionArn=job["executionArn"])["status"] == "SUCCEEDED"
+    assert settled_execution_status(sfn, job["executionArn"]) == "SUCCEEDED"
 
 
 def test_late_subscriber_gets_job_finished_at_once(local_cloud):

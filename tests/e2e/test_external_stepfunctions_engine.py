@@ -22,6 +22,7 @@ import boto3
 import httpx
 
 from longrun.tokens import make_token
+from tests.e2e.helpers import settled_execution_status
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -73,7 +74,7 @@ def test_jobs_run_on_an_external_engine(tmp_path):
             assert time.monotonic() < deadline
             time.sleep(0.1)
         assert status == "SUCCEEDED"
-        assert _sfn(engine_url).describe_execution(executionArn=job["executionArn"])["status"] == "SUCCEEDED"
+        assert settled_execution_status(_sfn(engine_url), job["executionArn"]) == "SUCCEEDED"
         assert _sfn(endpoints["aws"]).list_state_machines()["stateMachines"] == [], "moto's engine was not used"
     finally:
         for process in (cloud, engine):
