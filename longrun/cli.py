@@ -42,6 +42,8 @@ def cmd_local_up(args: argparse.Namespace) -> int:
         endpoints_file=args.endpoints_file,
         stepfunctions_endpoint=args.stepfunctions_endpoint,
         git_private_hosts=("127.0.0.1", "localhost", *args.git_private_host),
+        build_workers=args.build_workers,
+        build_heartbeat_timeout=args.build_heartbeat_timeout,
     )
     cloud = LocalCloud(options)
     stop = threading.Event()
@@ -67,7 +69,7 @@ def cmd_local_up(args: argparse.Namespace) -> int:
   Tokens     longrun token --user alice   (signed with {secret_note})
 
   For `aws` and `longrun ops`:
-    export AWS_ENDPOINT_URL={endpoints["aws"]} AWS_REGION={options.region} \\
+    export AWS_ENDPOINT_URL={endpoints["aws"]} AWS_REGION={options.region} AWS_DEFAULT_REGION={options.region} \\
            AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing
 
   Ready. Ctrl-C stops every part.""",
@@ -165,6 +167,53 @@ def cmd_jobs(args: argparse.Namespace) -> int:
         return 1
 
 
+# --- logs and workers -----------------------------------------------------------------------------
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    from longrun.build_logs import lines
+    from longrun.operator import OperatorError
+
+    try:
+        for line in lines(args.stack, args.job_id, follow=args.follow):
+            print(line, flush=True)
+    except OperatorError as e:
+        print(f"longrun logs: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+def cmd_worker_build(args: argparse.Namespace) -> int:
+    """The worker is deployed code (handlers/workers/build): run it from this checkout's handlers/."""
+    handlers = Path(__file__).resolve().parents[1] / "handlers"
+    if not (handlers / "workers" / "build").is_dir():
+        print("longrun worker build runs from a checkout of longrun (handlers/ was not found)", file=sys.stderr)
+        return 2
+    sys.path.insert(0, str(handlers))
+    from workers.build.__main__ import main as worker_main
+
+    argv = (["--queue-url", args.queue_url] if args.queue_url else []) + (
+        ["--worker-id", args.worker_id] if args.worker_id else []
+    )
+    return worker_main(argv)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be a positive integer")
+    return value
+
+
+def _non_negative(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
 # --- parser ---------------------------------------------------------------------------------------
 
 
@@ -193,7 +242,25 @@ def parser() -> argparse.ArgumentParser:
         help="use an external Step Functions engine (Step Functions Local in Docker) instead of moto's; "
         "set its LAMBDA_ENDPOINT to this cloud's AWS endpoint (fix it with --aws-port)",
     )
+    up.add_argument("--build-workers", type=_non_negative, default=2, metavar="N",
+                    help="build worker processes, as the ECS service runs them on AWS (default 2)")  # fmt: skip
+    up.add_argument("--build-heartbeat-timeout", type=_positive, default=10, metavar="SECONDS",
+                    help="a build worker silent this long is lost and its build queued again (default 10)")  # fmt: skip
     up.set_defaults(func=cmd_local_up)
+
+    logs = sub.add_parser("logs", help="a build's log from CloudWatch Logs (uses AWS directly)")
+    logs.add_argument("job_id")
+    logs.add_argument("--follow", "-f", action="store_true", help="keep reading until the build has finished")
+    logs.add_argument(
+        "--stack", default=os.environ.get("LONGRUN_STACK", "longrun"), help="stack name (default longrun)"
+    )
+    logs.set_defaults(func=cmd_logs)
+
+    worker = sub.add_parser("worker", help="run a worker").add_subparsers(dest="worker_kind", required=True)
+    build = worker.add_parser("build", help="a build worker: polls the build queue until SIGTERM")
+    build.add_argument("--queue-url", help="the build queue (default $BUILD_QUEUE_URL)")
+    build.add_argument("--worker-id", help="its name in progress events (default host-pid)")
+    build.set_defaults(func=cmd_worker_build)
 
     token = sub.add_parser("token", help="print a token for the local cloud")
     token.add_argument("--user", required=True)

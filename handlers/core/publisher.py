@@ -37,12 +37,15 @@ def publish(
     set_fields: dict[str, Any] | None = None,
     close_as: str | None = None,
     after_seq: int | None = None,
+    while_running: bool = False,
 ) -> dict[str, Any] | None:
     """Store and push one event of ``job`` (which needs ``jobId``, ``userId``, ``projectId``).
 
     ``set_fields`` are written on the job item in the same transaction (a step's state, a result).
     ``close_as`` makes this the job's final event: the status is set only if the job is still
     ``RUNNING``; if it is not, nothing is written and ``None`` comes back.
+    ``while_running`` publishes only while the job is ``RUNNING`` (a build's log lines): nothing
+    follows a job's ``job.finished``, and ``None`` comes back once it is closed.
     ``after_seq`` is the caller's guess of the job's current ``seq`` (the event it published
     last): the first attempt then needs no read, and a wrong guess only costs a retry.
     Returns the event as pushed.
@@ -58,13 +61,13 @@ def publish(
             current = jobs.get(job_id, consistent=True)
             if current is None:
                 raise LookupError(f"job {job_id} does not exist")
-            if close_as and current["status"] != "RUNNING":
+            if (close_as or while_running) and current["status"] != "RUNNING":
                 return None
             seq = int(current.get("seq", 0)) + 1
         at = now_iso()
         event = {"type": message["type"], "jobId": job_id, "projectId": job.get("projectId"), "seq": seq, "at": at}
         event.update({k: v for k, v in message.items() if k != "type"})
-        if _write(job_id, seq, at, event, set_fields or {}, close_as):
+        if _write(job_id, seq, at, event, set_fields or {}, close_as, while_running):
             _push(job, event)
             return event
     # The state machine's Retry takes it from here.
@@ -72,7 +75,13 @@ def publish(
 
 
 def _write(
-    job_id: str, seq: int, at: str, event: dict[str, Any], set_fields: dict[str, Any], close_as: str | None
+    job_id: str,
+    seq: int,
+    at: str,
+    event: dict[str, Any],
+    set_fields: dict[str, Any],
+    close_as: str | None,
+    while_running: bool = False,
 ) -> bool:
     names = {"#seq": "seq", "#updatedAt": "updatedAt"}
     values: dict[str, Any] = {":seq": to_dynamo(seq), ":prev": to_dynamo(seq - 1), ":at": to_dynamo(at)}
@@ -86,12 +95,13 @@ def _write(
         values[f":f{i}"] = to_dynamo(value)
         sets.append(f"{'.'.join(placeholders)} = :f{i}")
     condition = "#seq = :prev"
-    if close_as:
+    if close_as or while_running:
         names["#status"] = "status"
         values[":running"] = to_dynamo("RUNNING")
+        condition += " AND #status = :running"
+    if close_as:
         values[":final"] = to_dynamo(close_as)
         sets.append("#status = :final")
-        condition += " AND #status = :running"
     try:
         aws.client("dynamodb").transact_write_items(
             TransactItems=[
@@ -163,7 +173,13 @@ def last_event(job_id: str) -> dict[str, Any] | None:
 
 
 def progress(
-    job: dict[str, Any], step: str, status: str, detail: dict[str, Any] | None = None, after_seq: int | None = None
+    job: dict[str, Any],
+    step: str,
+    status: str,
+    detail: dict[str, Any] | None = None,
+    after_seq: int | None = None,
+    *,
+    while_running: bool = False,
 ) -> dict[str, Any] | None:
     """Publish ``job.progress`` for ``step`` and record the step's state on the job, atomically.
 
@@ -178,7 +194,7 @@ def progress(
         if status in ("SUCCEEDED", "FAILED"):
             fields[f"steps.{step}.endedAt"] = at
     message = {"type": "job.progress", "step": step, "status": status, "detail": detail or {}}
-    return publish(job, message, set_fields=fields, after_seq=after_seq)
+    return publish(job, message, set_fields=fields, after_seq=after_seq, while_running=while_running)
 
 
 def step_detail(job: dict[str, Any], step: str, detail: dict[str, Any]) -> dict[str, Any] | None:

@@ -34,6 +34,7 @@ from longrun.local.control_plane import ControlPlane
 from longrun.local.event_sources import SqsPoller
 from longrun.local.lambda_runtime import LambdaRuntime
 from longrun.local.rest_front import RestFront
+from longrun.local.services import ServicePool
 from longrun.local.stack import ACCOUNT_ID, Stack, StackBuilder
 from longrun.local.template import translate
 from longrun.local.websocket_front import WebSocketFront
@@ -71,6 +72,9 @@ class Options:
     stepfunctions_endpoint: str | None = None
     # Private hosts git jobs may reach: this machine, so a repository served here can be cloned.
     git_private_hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
+    # Build worker processes (the template's ECS service), and how long a silent one is given.
+    build_workers: int = 2
+    build_heartbeat_timeout: int = 10
 
 
 class LocalCloud:
@@ -87,6 +91,7 @@ class LocalCloud:
         self.websocket: WebSocketFront | None = None
         self.stack: Stack | None = None
         self.pollers: list[SqsPoller] = []
+        self.services: list[ServicePool] = []
 
     # --- start --------------------------------------------------------------------------------
 
@@ -111,12 +116,15 @@ class LocalCloud:
                     "VpcId": "vpc-local",
                     "SubnetIds": "subnet-local-a,subnet-local-b",
                     "GitPrivateHosts": ",".join(o.git_private_hosts),
+                    "BuildWorkerImage": "longrun-local",
+                    "BuildHeartbeatTimeoutSeconds": str(o.build_heartbeat_timeout),
                 },
                 data_dir=self.data_dir,
                 websocket_management_base=f"{self.control.url}/@ws",
                 aws=self.client,
             ).build()
             self._put_token_secret()
+            self._register_outputs()
             behind_apis = self.stack.api_functions()
             for spec in self.stack.functions:
                 if spec.name not in behind_apis:
@@ -127,6 +135,7 @@ class LocalCloud:
                 poller = SqsPoller(source, self.client("sqs"), self.runtime, o.region)
                 poller.start()
                 self.pollers.append(poller)
+            self._start_services()
             if self.stack.rest_api is None or self.stack.websocket_api is None:
                 raise RuntimeError("the template has no REST API or no WebSocket API")
             self.rest = RestFront(o.host, o.api_port, self.stack.rest_api, self.runtime, o.region)
@@ -213,6 +222,33 @@ class LocalCloud:
             "PYTHONDONTWRITEBYTECODE": "1",
         }
 
+    def _start_services(self) -> None:
+        """The template's ECS services (build workers) as local processes, ``--build-workers`` each."""
+        assert self.stack is not None
+        for spec in self.stack.services:
+            if spec.scales:
+                log.info("%s: %d local workers (scaling on the queue is AWS's)", spec.name, self.options.build_workers)
+            pool = ServicePool(
+                spec, self.options.build_workers, self._lambda_environment(), REPO_ROOT / "handlers",
+                self.data_dir / "logs",
+            )  # fmt: skip
+            pool.start()
+            self.services.append(pool)
+
+    def _register_outputs(self) -> None:
+        """The stack's outputs as CloudFormation would show them, for `longrun logs` and `longrun ops`.
+
+        Operator commands find tables, queues and log groups with ``DescribeStacks``, locally as on
+        AWS; the stack registered here holds no resources of its own (they were made above).
+        """
+        assert self.stack is not None
+        outputs = {
+            name: {"Value": value if isinstance(value, str) else json.dumps(value)}
+            for name, value in self.stack.outputs.items()
+        }
+        template = {"Resources": {"Outputs": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}, "Outputs": outputs}
+        self.client("cloudformation").create_stack(StackName=self.options.stack_name, TemplateBody=json.dumps(template))
+
     def _put_token_secret(self) -> None:
         """Deployed stages keep the token secret in SSM; the local one holds the development secret."""
         assert self.stack is not None
@@ -256,6 +292,8 @@ class LocalCloud:
     # --- stop ---------------------------------------------------------------------------------
 
     def stop(self) -> None:
+        for pool in self.services:
+            pool.stop()
         for poller in self.pollers:
             poller.stop()
         for part in (self.websocket, self.rest, self.control):

@@ -11,9 +11,10 @@ Two fixes concern DynamoDB, whose guarantees the job store and the publisher bui
   gigabytes of garbage after a few thousand events). Here it snapshots only the items the
   transaction touches and restores those if it is cancelled.
 
-One concerns Step Functions: ``StopExecution`` of an execution that waits on a task token left it
+Two concern Step Functions: ``StopExecution`` of an execution that waits on a task token left it
 ``RUNNING`` until the task's own timeout and then ``FAILED``; here it is ``ABORTED`` at once, as
-on AWS (:func:`_stop_ends_task_token_waits`).
+on AWS (:func:`_stop_ends_task_token_waits`). ``SendTaskFailure`` dropped its ``cause``
+(:func:`_task_failure_keeps_its_cause`).
 
 Two concern cost only:
 
@@ -167,6 +168,23 @@ def _fix_sqs_costs() -> None:
     SQSBackend.is_message_valid_based_on_retention_period = is_message_valid_based_on_retention_period
 
 
+def _task_failure_keeps_its_cause() -> None:
+    """moto's ``SendTaskFailure`` handler passes on the ``error`` and drops the ``cause``.
+
+    On AWS the cause reaches the task's ``Catch`` (``$.Cause``); the build worker puts the user's
+    message and the exit code there.
+    """
+    from moto.stepfunctions.responses import EmptyResult, StepFunctionResponse
+
+    def send_task_failure(self: Any) -> Any:
+        self.stepfunction_backend.send_task_failure(
+            self._get_param("taskToken"), error=self._get_param("error"), cause=self._get_param("cause")
+        )
+        return EmptyResult()
+
+    StepFunctionResponse.send_task_failure = send_task_failure
+
+
 def install() -> None:
     """Patch moto in this process (the local cloud's AWS endpoint only)."""
     import moto.dynamodb.models as models
@@ -177,6 +195,7 @@ def install() -> None:
     _fix_sqs_costs()
     _remember_backend_for_host()
     _stop_ends_task_token_waits()
+    _task_failure_keeps_its_cause()
 
     backend_class = models.DynamoDBBackend
     if getattr(backend_class, "_longrun_fixed", False):

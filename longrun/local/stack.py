@@ -52,7 +52,16 @@ SERVED_LOCALLY = {
     "AWS::EFS::AccessPoint",
     "AWS::EC2::SecurityGroup",  # loopback has no security groups
     "AWS::EC2::SecurityGroupIngress",
+    "AWS::ECS::Cluster",  # the workers of its services run as local processes
+    "AWS::ECS::TaskDefinition",  # read for its container's command, environment and EFS volumes
+    "AWS::ECS::Service",  # `longrun local up --build-workers N` processes (ServiceSpec)
+    # Scaling on the queue's depth is AWS's; the local pool keeps its fixed size (said at start).
+    "AWS::ApplicationAutoScaling::ScalableTarget",
+    "AWS::ApplicationAutoScaling::ScalingPolicy",
+    "AWS::CloudWatch::Alarm",
 }
+# Where the worker image (infra/worker/Dockerfile) puts this repository's code.
+IMAGE_ROOT = "/app"
 _FUNCTION_URI = re.compile(r"functions/(arn:[^/]+)/invocations")
 
 
@@ -115,6 +124,17 @@ class EventSourceSpec:
 
 
 @dataclass
+class ServiceSpec:
+    """An ECS service's container, as the local cloud runs it: a process per task."""
+
+    logical_id: str
+    name: str
+    command: list[str]
+    environment: dict[str, str]
+    scales: bool = False  # the template scales it (AWS only: the local pool is fixed)
+
+
+@dataclass
 class Stack:
     name: str
     region: str
@@ -126,6 +146,7 @@ class Stack:
     physical: dict[str, str] = field(default_factory=dict)
     efs_root: Path | None = None
     event_sources: list[EventSourceSpec] = field(default_factory=list)
+    services: list[ServiceSpec] = field(default_factory=list)
 
     def api_functions(self) -> set[str]:
         """Names of the functions a client waits on: API integrations and authorizers."""
@@ -263,6 +284,12 @@ class StackBuilder:
             return f"arn:aws:lambda:{arn}:layer:{self._name(logical_id, 'LayerName')}:1"
         if kind in ("AWS::ApiGateway::Stage", "AWS::ApiGatewayV2::Stage"):
             return self.resolver.resolve(self._props(logical_id)["StageName"])
+        if kind == "AWS::ECS::Cluster":
+            return self._name(logical_id, "ClusterName", 255)
+        if kind == "AWS::ECS::Service":
+            return f"arn:aws:ecs:{arn}:service/{self._name(logical_id, 'ServiceName', 255)}"
+        if kind == "AWS::ECS::TaskDefinition":
+            return f"arn:aws:ecs:{arn}:task-definition/{self._name(logical_id, 'Family', 255)}:1"
         prefixes = {
             "AWS::EFS::FileSystem": "fs-",
             "AWS::EFS::AccessPoint": "fsap-",
@@ -302,6 +329,8 @@ class StackBuilder:
             ("AWS::EFS::FileSystem", "Arn"): f"arn:aws:elasticfilesystem:{where}:file-system/{ref}",
             ("AWS::EFS::AccessPoint", "Arn"): f"arn:aws:elasticfilesystem:{where}:access-point/{ref}",
             ("AWS::EC2::SecurityGroup", "GroupId"): ref,
+            ("AWS::ECS::Service", "Name"): str(ref).rsplit("/", 1)[-1],
+            ("AWS::ECS::Cluster", "Arn"): f"arn:aws:ecs:{where}:cluster/{ref}",
             ("AWS::ApiGateway::RestApi", "RootResourceId"): _short_id(str(ref), "root"),
             # The local @connections API; on AWS this is wss://{api}.execute-api.{region}.amazonaws.com
             ("AWS::ApiGatewayV2::Api", "ApiEndpoint"): f"{self.ws_management_base}/{ref}",
@@ -343,6 +372,14 @@ class StackBuilder:
             raise CannotEmulate(f"dead-letter queues that do not exist: {self._redrives}")
         for logical_id in by_type.get("AWS::Lambda::EventSourceMapping", []):
             self.stack.event_sources.append(self._event_source(logical_id))
+        scaled = {
+            str(self.resolver.resolve(self._props(t)).get("ResourceId", "")).rsplit("/", 1)[-1]
+            for t in by_type.get("AWS::ApplicationAutoScaling::ScalableTarget", [])
+        }
+        for logical_id in by_type.get("AWS::ECS::Service", []):
+            service = self._service(logical_id)
+            service.scales = service.name in scaled
+            self.stack.services.append(service)
         for logical_id in by_type.get("AWS::ApiGateway::RestApi", []):
             self.stack.rest_api = self._rest_api(logical_id, by_type)
         for logical_id in by_type.get("AWS::ApiGatewayV2::Api", []):
@@ -596,6 +633,43 @@ class StackBuilder:
             memory=int(props.get("MemorySize", 128)),
             environment=environment,
             concurrency=int(props.get("ReservedConcurrentExecutions", 8)),
+        )
+
+    def _service(self, logical_id: str) -> ServiceSpec:
+        """The service's task definition: one container, its EFS volumes and the image's /app mapped here."""
+        props = self.resolver.resolve(self._props(logical_id))
+        task_id = next((lid for lid, phys in self.stack.physical.items() if phys == str(props["TaskDefinition"])), None)
+        if task_id is None:
+            raise CannotEmulate(f"{logical_id}: its task definition is not in the template")
+        task = self.resolver.resolve(self._props(task_id))
+        containers = task.get("ContainerDefinitions") or []
+        if len(containers) != 1:
+            raise CannotEmulate(f"{task_id}: the local cloud runs task definitions of one container")
+        container = containers[0]
+        volumes: dict[str, Path] = {}
+        for volume in task.get("Volumes") or []:
+            efs = volume.get("EFSVolumeConfiguration")
+            if efs is None:
+                raise CannotEmulate(f"{task_id}: volume {volume.get('Name')} is not an EFS volume")
+            access_point = str((efs.get("AuthorizationConfig") or {}).get("AccessPointId", ""))
+            directory = next((d for arn, d in self._mounts.items() if arn.endswith("/" + access_point)), None)
+            if directory is None:
+                raise CannotEmulate(f"{task_id}: volume {volume['Name']} is not an access point of the stack")
+            volumes[volume["Name"]] = directory
+        mounts = {m["ContainerPath"]: volumes[m["SourceVolume"]] for m in container.get("MountPoints") or []}
+        mounts[IMAGE_ROOT] = self.t.base_dir.parent  # the repository: infra/ is the template's directory
+        environment = {}
+        for pair in container.get("Environment") or []:
+            value = str(pair["Value"])
+            for mount_point, directory in mounts.items():
+                if value == mount_point or value.startswith(mount_point + "/"):
+                    value = str(directory) + value[len(mount_point) :]
+            environment[pair["Name"]] = value
+        return ServiceSpec(
+            logical_id=logical_id,
+            name=str(self.stack.physical[logical_id]).rsplit("/", 1)[-1],
+            command=[str(part) for part in container.get("Command") or []],
+            environment=environment,
         )
 
     def _function_of(self, uri: str) -> str:

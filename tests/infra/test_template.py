@@ -62,6 +62,13 @@ ALLOWED_TYPES = {
     "AWS::SQS::QueuePolicy",
     "AWS::Events::Rule",
     "AWS::Lambda::EventSourceMapping",
+    # The build workers: local processes, a fixed pool (services.py); the scaling is AWS's.
+    "AWS::ECS::Cluster",
+    "AWS::ECS::TaskDefinition",
+    "AWS::ECS::Service",
+    "AWS::ApplicationAutoScaling::ScalableTarget",
+    "AWS::ApplicationAutoScaling::ScalingPolicy",
+    "AWS::CloudWatch::Alarm",
 }
 # The intrinsics the local cloud resolves (Conditions may use Equals/Not/And/Or).
 ALLOWED_INTRINSICS = {"Ref", "Fn::GetAtt", "Fn::Sub", "Fn::Join", "Fn::Select", "Fn::If", "Fn::Split"}
@@ -69,6 +76,8 @@ ALLOWED_CONDITION_FUNCTIONS = {"Fn::Equals", "Fn::Not", "Fn::And", "Fn::Or", "Co
 
 # Actions that may have Resource "*", each with the reason. Nothing else may.
 RESOURCE_STAR_ALLOWED = {
+    # ECS pulls the build worker's image with a registry-wide token.
+    "ecr:GetAuthorizationToken": "the registry token has no resource-level permissions",
     # CloudWatch Logs vended-log delivery (Step Functions logging): no resource-level permissions.
     "logs:CreateLogDelivery": "vended log delivery has no resource-level permissions",
     "logs:GetLogDelivery": "vended log delivery has no resource-level permissions",

@@ -25,7 +25,8 @@ def user_error(caught: dict[str, Any] | None) -> dict[str, Any]:
 
     A Lambda's cause is its error payload (``errorMessage``, ``errorType``, ``stackTrace``): the
     user gets the message, never the stack trace, and the ``details`` of a
-    ``StepErrorWithDetails`` (whose message is ``{"message", "details"}``).
+    ``StepErrorWithDetails`` (whose message is ``{"message", "details"}``) or of a build worker's
+    ``SendTaskFailure`` (whose cause is ``{"errorMessage", "details"}``).
     """
     caught = caught or {}
     code = caught.get("Error") or "Failed"
@@ -36,6 +37,8 @@ def user_error(caught: dict[str, Any] | None) -> dict[str, Any]:
         payload = json.loads(cause)
         if isinstance(payload, dict):
             message = payload.get("errorMessage") or payload.get("message") or code
+            if isinstance(payload.get("details"), list):  # a worker's SendTaskFailure (builds)
+                details = payload["details"]
         inner = json.loads(message) if isinstance(message, str) and message.startswith("{") else None
         if isinstance(inner, dict) and "message" in inner and isinstance(inner.get("details"), list):
             message, details = inner["message"], inner["details"]
