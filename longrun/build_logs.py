@@ -49,7 +49,8 @@ def lines(stack: str, job_id: str, follow: bool = False, sleep: Callable[[float]
                 page = logs.get_log_events(**kwargs)
                 for event in page["events"]:
                     got += 1
-                    yield event["message"]
+                    # A log event is never empty: the worker stores an empty line as one space.
+                    yield "" if event["message"] == " " else event["message"]
                 if page.get("nextForwardToken") in (None, token):
                     break
                 token = page["nextForwardToken"]

@@ -18,6 +18,12 @@ def client(service: str) -> Any:
 
 
 @cache
+def long_poll_client(service: str, wait_seconds: int) -> Any:
+    """A client whose reads outlast a long poll (SQS ``WaitTimeSeconds``): the default read timeout is shorter."""
+    return boto3.client(service, config=_CONFIG.merge(Config(read_timeout=wait_seconds + 10)))
+
+
+@cache
 def table(name: str) -> Any:
     return boto3.resource("dynamodb", config=_CONFIG).Table(name)
 

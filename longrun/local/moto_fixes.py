@@ -11,10 +11,11 @@ Two fixes concern DynamoDB, whose guarantees the job store and the publisher bui
   gigabytes of garbage after a few thousand events). Here it snapshots only the items the
   transaction touches and restores those if it is cancelled.
 
-Two concern Step Functions: ``StopExecution`` of an execution that waits on a task token left it
+Three concern Step Functions: ``StopExecution`` of an execution that waits on a task token left it
 ``RUNNING`` until the task's own timeout and then ``FAILED``; here it is ``ABORTED`` at once, as
 on AWS (:func:`_stop_ends_task_token_waits`). ``SendTaskFailure`` dropped its ``cause``
-(:func:`_task_failure_keeps_its_cause`).
+(:func:`_task_failure_keeps_its_cause`), and a heartbeat sent right after the task's message
+was refused (:func:`_early_heartbeats_count`).
 
 Two concern cost only:
 
@@ -185,6 +186,36 @@ def _task_failure_keeps_its_cause() -> None:
     StepFunctionResponse.send_task_failure = send_task_failure
 
 
+def _early_heartbeats_count() -> None:
+    """A heartbeat for a token the engine has just sent is valid, as on AWS.
+
+    moto's engine sends the task's message first and only then starts the thread that watches
+    heartbeats; a worker that heartbeats at once (the build worker does, to drop messages of gone
+    executions) got ``InvalidToken`` for a live token. Here such a heartbeat is kept and counted
+    when the watch starts. A task without ``HeartbeatSeconds`` accepts heartbeats too, as on AWS.
+    """
+    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackEndpoint
+
+    setup = CallbackEndpoint.setup_heartbeat_endpoint
+
+    def notify_heartbeat(self: Any) -> bool:
+        endpoint = self._heartbeat_endpoint
+        if endpoint is None:
+            self._longrun_early_heartbeat = True
+        else:
+            endpoint.notify()
+        return True
+
+    def setup_heartbeat_endpoint(self: Any, heartbeat_seconds: int) -> Any:
+        endpoint = setup(self, heartbeat_seconds)
+        if getattr(self, "_longrun_early_heartbeat", False):
+            endpoint.notify()
+        return endpoint
+
+    CallbackEndpoint.notify_heartbeat = notify_heartbeat
+    CallbackEndpoint.setup_heartbeat_endpoint = setup_heartbeat_endpoint
+
+
 def install() -> None:
     """Patch moto in this process (the local cloud's AWS endpoint only)."""
     import moto.dynamodb.models as models
@@ -196,6 +227,7 @@ def install() -> None:
     _remember_backend_for_host()
     _stop_ends_task_token_waits()
     _task_failure_keeps_its_cause()
+    _early_heartbeats_count()
 
     backend_class = models.DynamoDBBackend
     if getattr(backend_class, "_longrun_fixed", False):
