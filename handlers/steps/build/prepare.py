@@ -1,0 +1,111 @@
+"""The build workflow's first step: settle what the worker will run, before anything is queued.
+
+The command is the job's own or the project's (``build.command`` in ``longrun.json`` in its
+workspace), and the artifact globs are the project's (``build.artifacts``). Both are user content
+(the file comes from the user's repository): the command runs as the build anyway, but the globs
+are checked here so the worker never uploads a file from outside the workspace. The timeouts the
+wait task needs (``HeartbeatSecondsPath``, ``TimeoutSecondsPath``) are computed here too.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from core import builds
+from core.paths import PathError, check_relative_path
+from core.steps import job_step
+from steps.project.workspace import workspace_dir
+
+logger = Logger()
+
+MAX_PROJECT_FILE_BYTES = 64 * 1024
+MAX_ARTIFACT_GLOBS = 20
+MAX_COMMAND_CHARS = 4096
+# Beyond the build's own limit, what the wait task allows for the queue and the worker's upload.
+TASK_TIMEOUT_MARGIN_SECONDS = 300
+
+
+class WorkspaceNotFound(Exception):
+    """The project has no workspace on the file system (its create-project or clone did not finish)."""
+
+
+class NoBuildCommand(Exception):
+    """Neither the job nor the project's longrun.json names a build command."""
+
+
+class InvalidProjectFile(Exception):
+    """The project's longrun.json is not what a build can use."""
+
+
+def _project_file(project_id: str) -> dict[str, Any]:
+    """The workspace's ``longrun.json``, read without following a symlink out of the workspace."""
+    root = workspace_dir(project_id)
+    if not root.is_dir():
+        raise WorkspaceNotFound(f"project {project_id} has no workspace yet")
+    try:
+        fd = os.open(root / builds.PROJECT_FILE, os.O_RDONLY | os.O_NOFOLLOW)
+    except FileNotFoundError:
+        return {}
+    except OSError as e:
+        raise InvalidProjectFile(f"{builds.PROJECT_FILE} cannot be read: {e.strerror}") from None
+    with os.fdopen(fd, "rb") as f:
+        data = f.read(MAX_PROJECT_FILE_BYTES + 1)
+    if len(data) > MAX_PROJECT_FILE_BYTES:
+        raise InvalidProjectFile(f"{builds.PROJECT_FILE} is over {MAX_PROJECT_FILE_BYTES} bytes")
+    try:
+        value = json.loads(data)
+    except ValueError as e:
+        raise InvalidProjectFile(f"{builds.PROJECT_FILE} is not JSON: {e}") from None
+    if not isinstance(value, dict):
+        raise InvalidProjectFile(f"{builds.PROJECT_FILE} is not a JSON object")
+    return value
+
+
+def check_artifact_glob(pattern: object) -> str:
+    """A glob relative to the workspace (``dist/**``, ``*.zip``): no absolute path, no ``..``, no ``.git``."""
+    if not isinstance(pattern, str) or not pattern:
+        raise InvalidProjectFile("build.artifacts holds a pattern that is not a non-empty string")
+    # Wildcards are not path characters: check the pattern with each one as a plain letter.
+    plain = pattern.replace("**", "x").replace("*", "x").replace("?", "x").replace("[", "x").replace("]", "x")
+    try:
+        check_relative_path(plain, "build.artifacts")
+    except PathError as e:
+        raise InvalidProjectFile(f"build.artifacts pattern {pattern!r}: {e.message}") from None
+    return pattern
+
+
+def build_settings(project_id: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The command and artifact globs of this build."""
+    build = _project_file(project_id).get("build") or {}
+    if not isinstance(build, dict):
+        raise InvalidProjectFile("build in longrun.json is not an object")
+    command = params.get("command") or build.get("command")
+    if not command:
+        raise NoBuildCommand("give params.command, or set build.command in the project's longrun.json")
+    if not isinstance(command, str) or len(command) > MAX_COMMAND_CHARS or "\0" in command:
+        raise InvalidProjectFile(f"build.command must be a string of at most {MAX_COMMAND_CHARS} characters")
+    globs = build.get("artifacts") or []
+    if not isinstance(globs, list) or len(globs) > MAX_ARTIFACT_GLOBS:
+        raise InvalidProjectFile(f"build.artifacts must be a list of at most {MAX_ARTIFACT_GLOBS} patterns")
+    return {"command": command, "artifacts": [check_artifact_glob(g) for g in globs]}
+
+
+@logger.inject_lambda_context(clear_state=True)
+@job_step("prepare", summary=lambda r: {"command": r["command"][:200], "artifacts": r["artifacts"]})
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settled = build_settings(event["projectId"], event["params"])
+    timeout = int(event["params"].get("timeoutSeconds", 1800))
+    heartbeat = int(os.environ.get("BUILD_HEARTBEAT_TIMEOUT_SECONDS", "180"))
+    return {
+        **settled,
+        "timeoutSeconds": timeout,
+        # A worker that stops heartbeating for this long is lost: the task times out and is retried.
+        # It also bounds how long a message may wait in the queue before a worker takes it.
+        "heartbeatSeconds": heartbeat,
+        "taskTimeoutSeconds": timeout + heartbeat + TASK_TIMEOUT_MARGIN_SECONDS,
+    }
