@@ -8,10 +8,12 @@ The order is chosen for a reason: handler imports first, on a machine with nothi
 then the benchmarks that create jobs, those whose figures include job-event writes first: moto
 copies a whole table on every ``TransactWriteItems``, so each job's writes cost more as the run
 adds rows (the report prints the tables' rows and the cost of that write before each benchmark).
-Accept latency comes last because the accept path writes no transaction. Sync runs at the very
-end: it writes a GiB and more to the local S3, and its baselines are command-line tools (the
-``bench`` extra: ``pip install -e '.[bench]'``, which ``make bench`` does). The table is also
-written to ``bench/results/latest.md``.
+Accept latency comes after those because the accept path writes no transaction. Git-clone and the
+builds follow (dispatch and live-log latency beside an SQS round trip taken between the builds,
+and the scaffold's build with a cold and a warm cache). Sync runs at the very end: it writes a GiB and
+more to the local S3, and its baselines are command-line tools (the ``bench`` extra:
+``pip install -e '.[bench]'``, which ``make bench`` does). The table is also written to
+``bench/results/latest.md``.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import accept, completion, git_clone, imports, sync, throughput
+from bench import accept, build, completion, git_clone, imports, sync, throughput
 from bench.cloud import Cloud, cores
 from bench.report import Section, render
 
@@ -37,6 +39,7 @@ CLOUD_SECTIONS = {
     "throughput": (throughput, "throughput"),
     "accept": (accept, "accept latency"),
     "git-clone": (git_clone, "git-clone"),
+    "build": (build, "builds"),
     "sync": (sync, "sync"),
 }
 CLOUD_BENCHMARKS = tuple(CLOUD_SECTIONS)

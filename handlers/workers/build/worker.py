@@ -23,6 +23,7 @@ import json
 import os
 import shutil
 import socket
+import subprocess
 import tempfile
 import threading
 import time
@@ -222,8 +223,8 @@ class Worker:
         reader.start()
         deadline = time.monotonic() + m["timeoutSeconds"]
         try:
-            while process.popen.poll() is None:
-                if build.gone.wait(0.1) or self.stopping.is_set():
+            while not _exited_within(process, 0.1):
+                if build.gone.is_set() or self.stopping.is_set():
                     process.kill_group(KILL_GRACE_SECONDS)
                 elif time.monotonic() > deadline:
                     build.timed_out = True
@@ -287,6 +288,15 @@ class Worker:
                 raise
             return "cancelled"
         return "answered"
+
+
+def _exited_within(process: BuildProcess, seconds: float) -> bool:
+    """Wait up to ``seconds`` for the build to exit: its end is seen at once, a cancel within ``seconds``."""
+    try:
+        process.popen.wait(timeout=seconds)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
 
 
 def _parse(body: str) -> dict[str, Any] | None:
