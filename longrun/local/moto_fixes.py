@@ -14,8 +14,10 @@ Two fixes concern DynamoDB, whose guarantees the job store and the publisher bui
 Three concern Step Functions: ``StopExecution`` of an execution that waits on a task token left it
 ``RUNNING`` until the task's own timeout and then ``FAILED``; here it is ``ABORTED`` at once, as
 on AWS (:func:`_stop_ends_task_token_waits`). ``SendTaskFailure`` dropped its ``cause``
-(:func:`_task_failure_keeps_its_cause`), and a heartbeat sent right after the task's message
-was refused (:func:`_early_heartbeats_count`).
+(:func:`_task_failure_keeps_its_cause`), a heartbeat sent right after the task's message
+was refused (:func:`_early_heartbeats_count`), and a retried task kept its first token
+(:func:`_each_attempt_has_its_own_token`); a spent token's heartbeat was a ``500``
+(:func:`_spent_tokens_answer_as_on_aws`).
 
 Two concern cost only:
 
@@ -216,6 +218,96 @@ def _early_heartbeats_count() -> None:
     CallbackEndpoint.setup_heartbeat_endpoint = setup_heartbeat_endpoint
 
 
+def _each_attempt_has_its_own_token() -> None:
+    """A retried ``.waitForTaskToken`` task gets a new token, and the old one is refused, as on AWS.
+
+    moto's engine makes the token once when the state is entered, so a retry (after a heartbeat
+    timeout: a lost build worker) reused it, and the lost worker's heartbeats and answer were still
+    taken. A build worker relies on a refused heartbeat to stop a build that was given up.
+    """
+    from moto.stepfunctions.parser.asl.component.common.retry.retry_outcome import RetryOutcome
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.resource import ResourceCondition
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_callback import (
+        StateTaskServiceCallback,
+    )
+    from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackConsumerTimeout
+
+    handle_retry = StateTaskServiceCallback._handle_retry
+
+    def _handle_retry(self: Any, env: Any, failure_event: Any) -> Any:
+        outcome = handle_retry(self, env, failure_event)
+        waits_for_token = (
+            self._is_integration_pattern()
+            and ResourceCondition.WaitForTaskToken in self._supported_integration_patterns
+        )
+        if waits_for_token:
+            task = env.states.context_object.context_object_data.get("Task") or {}
+            spent = env.callback_pool_manager.get(task.get("Token"))
+            if spent is not None and spent.consumer_error is None:
+                spent.report(CallbackConsumerTimeout())  # its worker's heartbeat now gets TaskTimedOut
+            if outcome == RetryOutcome.CanRetry:
+                env.callback_pool_manager.add(env.states.context_object.update_task_token())
+        return outcome
+
+    StateTaskServiceCallback._handle_retry = _handle_retry
+
+
+def _spent_tokens_answer_as_on_aws() -> None:
+    """A heartbeat or answer for a token whose task timed out gets ``TaskTimedOut`` (``400``), as on AWS.
+
+    moto's backend tests the wrapper exception instead of the consumer's error it carries (so a
+    timed-out token was "TaskDoesNotExist"), and raises error classes its server cannot render:
+    the client got a bare ``500``. A build worker must tell "this token is spent" from "try again".
+    """
+    from moto.core.exceptions import AWSError
+    from moto.stepfunctions.parser.api import ExecutionStatus
+    from moto.stepfunctions.parser.asl.eval.callback.callback import (
+        CallbackConsumerTimeout,
+        CallbackNotifyConsumerError,
+    )
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    class TokenSpent(AWSError):
+        STATUS = 400
+
+    def answered(method: Any) -> Any:
+        def call(self: Any, *args: Any, **kwargs: Any) -> Any:
+            try:
+                return method(self, *args, **kwargs)
+            except CallbackNotifyConsumerError as e:  # raised by our own callers below
+                timed_out = isinstance(e.callback_consumer_error, CallbackConsumerTimeout)
+                code = "TaskTimedOut" if timed_out else "TaskDoesNotExist"
+                raise TokenSpent(f"the task of this token {'timed out' if timed_out else 'is gone'}", code) from None
+
+        return call
+
+    def heartbeat(self: Any, task_token: str) -> None:
+        for execution in self._get_executions(ExecutionStatus.RUNNING):
+            if execution.exec_worker.env.callback_pool_manager.heartbeat(callback_id=task_token):
+                return
+        raise TokenSpent("Invalid Token: 'Invalid token'", "InvalidToken")
+
+    def notify(self: Any, task_token: str, outcome: Any) -> None:
+        for execution in self._get_executions(ExecutionStatus.RUNNING):
+            if execution.exec_worker.env.callback_pool_manager.notify(callback_id=task_token, outcome=outcome):
+                return
+        raise TokenSpent("Invalid Token: 'Invalid token'", "InvalidToken")
+
+    def send_task_success(self: Any, task_token: str, outcome: str) -> None:
+        from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackOutcomeSuccess
+
+        notify(self, task_token, CallbackOutcomeSuccess(callback_id=task_token, output=outcome))
+
+    def send_task_failure(self: Any, task_token: str, error: str | None = None, cause: str | None = None) -> None:
+        from moto.stepfunctions.parser.asl.eval.callback.callback import CallbackOutcomeFailure
+
+        notify(self, task_token, CallbackOutcomeFailure(callback_id=task_token, error=error, cause=cause))
+
+    StepFunctionsParserBackend.send_task_heartbeat = answered(heartbeat)
+    StepFunctionsParserBackend.send_task_success = answered(send_task_success)
+    StepFunctionsParserBackend.send_task_failure = answered(send_task_failure)
+
+
 def install() -> None:
     """Patch moto in this process (the local cloud's AWS endpoint only)."""
     import moto.dynamodb.models as models
@@ -228,6 +320,8 @@ def install() -> None:
     _stop_ends_task_token_waits()
     _task_failure_keeps_its_cause()
     _early_heartbeats_count()
+    _each_attempt_has_its_own_token()
+    _spent_tokens_answer_as_on_aws()
 
     backend_class = models.DynamoDBBackend
     if getattr(backend_class, "_longrun_fixed", False):

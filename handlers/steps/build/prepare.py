@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 from typing import Any
 
 from aws_lambda_powertools import Logger
@@ -48,11 +49,15 @@ def _project_file(project_id: str) -> dict[str, Any]:
     if not root.is_dir():
         raise WorkspaceNotFound(f"project {project_id} has no workspace yet")
     try:
-        fd = os.open(root / builds.PROJECT_FILE, os.O_RDONLY | os.O_NOFOLLOW)
+        # O_NONBLOCK: a FIFO of that name (a build can make one) must not hang the step.
+        fd = os.open(root / builds.PROJECT_FILE, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
     except FileNotFoundError:
         return {}
     except OSError as e:
         raise InvalidProjectFile(f"{builds.PROJECT_FILE} cannot be read: {e.strerror}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise InvalidProjectFile(f"{builds.PROJECT_FILE} is not a regular file")
     with os.fdopen(fd, "rb") as f:
         data = f.read(MAX_PROJECT_FILE_BYTES + 1)
     if len(data) > MAX_PROJECT_FILE_BYTES:
@@ -81,7 +86,7 @@ def check_artifact_glob(pattern: object) -> str:
 
 def build_settings(project_id: str, params: dict[str, Any]) -> dict[str, Any]:
     """The command and artifact globs of this build."""
-    build = _project_file(project_id).get("build") or {}
+    build = _project_file(project_id).get("build", {})
     if not isinstance(build, dict):
         raise InvalidProjectFile("build in longrun.json is not an object")
     command = params.get("command") or build.get("command")
@@ -89,7 +94,7 @@ def build_settings(project_id: str, params: dict[str, Any]) -> dict[str, Any]:
         raise NoBuildCommand("give params.command, or set build.command in the project's longrun.json")
     if not isinstance(command, str) or len(command) > MAX_COMMAND_CHARS or "\0" in command:
         raise InvalidProjectFile(f"build.command must be a string of at most {MAX_COMMAND_CHARS} characters")
-    globs = build.get("artifacts") or []
+    globs = build.get("artifacts", [])
     if not isinstance(globs, list) or len(globs) > MAX_ARTIFACT_GLOBS:
         raise InvalidProjectFile(f"build.artifacts must be a list of at most {MAX_ARTIFACT_GLOBS} patterns")
     return {"command": command, "artifacts": [check_artifact_glob(g) for g in globs]}

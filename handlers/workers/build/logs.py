@@ -48,6 +48,16 @@ def _size(line: str) -> int:
     return len(json.dumps(line)) + 1
 
 
+def fit(line: str) -> str:
+    """The line, cut so that its JSON (escapes included: a control character takes 6 bytes) fits one event."""
+    if _size(line) <= MAX_EVENT_BYTES:
+        return line
+    keep = len(line)
+    while keep and _size(line[:keep]) + 64 > MAX_EVENT_BYTES:
+        keep = keep * 3 // 4
+    return line[:keep] + f" …[{len(line) - keep} more characters of this line cut]"
+
+
 class LogShipper:
     """Takes lines from the build's reader, sends them in order from a thread of its own."""
 
@@ -65,6 +75,7 @@ class LogShipper:
         self._thread.start()
 
     def write(self, line: str) -> None:
+        line = fit(line)
         with self._cond:
             first = not self._waiting
             if first:
@@ -122,7 +133,8 @@ class LogShipper:
         if self._live_bytes + size > LIVE_MAX_BYTES:
             self._live_cut = True
             lines = [f"[longrun] the live log stops after {LIVE_MAX_BYTES // 1024 // 1024} MiB; "
-                     f"the whole log is in CloudWatch Logs ({self.group}, stream {self.stream}): longrun logs JOB_ID"]  # fmt: skip
+                     f"the whole log is in CloudWatch Logs ({self.group}, stream {self.stream}): "
+                     f"longrun logs {self.stream}"]  # fmt: skip
         self._live_bytes += size
         try:
             self.publish(lines)

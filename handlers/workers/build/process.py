@@ -46,10 +46,12 @@ class BuildProcess:
                 return
             if not raw.endswith(b"\n") and len(raw) >= MAX_LINE_BYTES:
                 skipped = 0
-                while (rest := stream.readline(64 * 1024)) and not rest.endswith(b"\n"):
-                    skipped += len(rest)
-                skipped += len(rest)
-                yield raw.decode("utf-8", "replace") + f" …[{skipped} more bytes of this line cut]"
+                while rest := stream.readline(64 * 1024):
+                    skipped += len(rest.rstrip(b"\r\n"))
+                    if rest.endswith(b"\n"):
+                        break
+                text = raw.decode("utf-8", "replace")
+                yield text + f" …[{skipped} more bytes of this line cut]" if skipped else text
                 continue
             yield raw.rstrip(b"\r\n").decode("utf-8", "replace")
 

@@ -168,6 +168,12 @@ class Worker:
         logger.append_keys(jobId=body["jobId"], projectId=body["projectId"], attempt=body["attempt"])
         try:
             outcome = self.run_build(build)
+        except Exception as e:
+            # The build could not be run or finished (its workspace is gone, an artifact changed
+            # under the upload, AWS refused a call): the user is told now, not after the heartbeat
+            # timeouts and retries that an unanswered task would wait for.
+            logger.exception("the build could not run")
+            outcome = self._fail(body["taskToken"], *_worker_error(e, body), {"attempt": body["attempt"] + 1})
         finally:
             logger.remove_keys(["jobId", "projectId", "attempt"])
         if outcome != "stopped":
@@ -288,6 +294,15 @@ class Worker:
                 raise
             return "cancelled"
         return "answered"
+
+
+def _worker_error(error: Exception, message: dict[str, Any]) -> tuple[str, str]:
+    """The code and message a user is given for a build the worker could not run."""
+    if isinstance(error, FileNotFoundError) and not workspace_dir(message["projectId"]).is_dir():
+        return "WorkspaceNotFound", f"project {message['projectId']} has no workspace"
+    if isinstance(error, ClientError):
+        return "BuildError", f"the worker could not finish the build: {error.response['Error'].get('Code')}"
+    return "BuildError", f"the worker could not finish the build: {type(error).__name__}: {error}"[:500]
 
 
 def _exited_within(process: BuildProcess, seconds: float) -> bool:
