@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from steps.git.runner import GitFailed, GitTimedOut, Progress, Throttle, parse_progress, run
+from steps.git.runner import GitFailed, GitTimedOut, Progress, Throttle, parse_progress, run, sanitize_config
 
 pytestmark = pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
 
@@ -153,3 +153,68 @@ def test_private_repository_needs_its_credentials_which_come_through_askpass(git
     assert (tmp_path / "granted" / "README.md").read_text() == "private\n"
     remote = run(["remote", "get-url", "origin"], tmp_path / "granted", home=tmp_path, timeout=10)
     assert "correct horse" not in remote and "alice" not in remote, "no credential is left in the repository"
+
+
+# --- a workspace that a build has written: its .git is the user's code's to change ------------------
+
+
+def _repo_with_a_change(tmp_path: Path) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    repo = tmp_path / "ws"
+    _plain_git("init", "-q", "-b", "main", str(repo), cwd=tmp_path)
+    (repo / "a.txt").write_text("one\n")
+    _plain_git("add", "a.txt", cwd=repo)
+    _plain_git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "one", cwd=repo)
+    (repo / "a.txt").write_text("two\n")  # a change that git status runs the clean filter on
+    (repo / ".gitattributes").write_text("*.txt filter=evil merge=evil diff=evil\n")
+    return repo
+
+
+def test_sanitized_config_runs_none_of_a_builds_filters_drivers_or_commands(tmp_path):
+    repo = _repo_with_a_change(tmp_path)
+    canary = tmp_path / "canary"
+    with (repo / ".git" / "config").open("a") as config:
+        config.write(
+            f'[filter "evil"]\n\tclean = touch {canary}-clean; cat\n\tsmudge = touch {canary}-smudge; cat\n'
+            f'[merge "evil"]\n\tdriver = touch {canary}-merge\n[diff "evil"]\n\tcommand = touch {canary}-diff\n'
+            f"[core]\n\tsshCommand = touch {canary}-ssh\n\tpager = touch {canary}-pager\n"
+            f"\tfsmonitor = touch {canary}-fsm\n"
+            f"[include]\n\tpath = {tmp_path}/more.cfg\n[remote \"origin\"]\n\turl = https://example.com/r.git\n"
+        )  # fmt: skip
+    # Without the sanitizing, the step's own git status would run the clean filter.
+    run(["status", "--porcelain"], repo, home=tmp_path, timeout=30)
+    assert (tmp_path / "canary-clean").exists(), "the test's filter must be live before sanitizing"
+    (tmp_path / "canary-clean").unlink()
+
+    dropped = sanitize_config(repo)
+    assert {"filter.evil.clean", "merge.evil.driver", "core.sshcommand", "core.pager", "include.path"} <= set(dropped)
+    run(["status", "--porcelain"], repo, home=tmp_path, timeout=30)
+    run(["diff"], repo, home=tmp_path, timeout=30)
+    assert not list(tmp_path.glob("canary*")), "a command from the workspace's config ran"
+    kept = subprocess.run(["git", "config", "--file", str(repo / ".git" / "config"), "--list"],
+                          capture_output=True, text=True, check=True).stdout  # fmt: skip
+    assert "remote.origin.url=https://example.com/r.git" in kept and "core.repositoryformatversion=0" in kept
+
+
+@pytest.mark.parametrize("kind", ["gitdir-file", "symlink"])
+def test_a_git_pointer_to_another_repository_is_refused(tmp_path, kind):
+    other = _repo_with_a_change(tmp_path / "other")
+    repo = tmp_path / "ws"
+    repo.mkdir()
+    if kind == "gitdir-file":
+        (repo / ".git").write_text(f"gitdir: {other / '.git'}\n")
+    else:
+        (repo / ".git").symlink_to(other / ".git")
+    with pytest.raises(GitFailed):
+        sanitize_config(repo)
+
+
+def test_alternates_and_commondir_are_removed(tmp_path):
+    repo = _repo_with_a_change(tmp_path)
+    other = _repo_with_a_change(tmp_path / "other")
+    (repo / ".git" / "objects" / "info").mkdir(parents=True, exist_ok=True)
+    (repo / ".git" / "objects" / "info" / "alternates").write_text(str(other / ".git" / "objects") + "\n")
+    (repo / ".git" / "commondir").write_text(str(other / ".git") + "\n")
+    sanitize_config(repo)
+    assert not (repo / ".git" / "objects" / "info" / "alternates").exists()
+    assert not (repo / ".git" / "commondir").exists()

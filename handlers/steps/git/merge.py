@@ -105,6 +105,10 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     for ref in {source, target, *(t for _, t, _ in plan)}:
         git_input.check_ref(ref)
     locks.hold(event["projectId"], event["jobId"], "git-merge")
+    # Builds write the workspace: nothing in its .git may make git run a command or look elsewhere.
+    dropped = runner.sanitize_config(repo)
+    if dropped:
+        logger.warning("dropped unsafe keys from the workspace's .git/config", extra={"keys": dropped[:50]})
 
     with tempfile.TemporaryDirectory(prefix="longrun-git-") as home:
         git = _Git(repo, Path(home), context.get_remaining_time_in_millis() / 1000 - 15)

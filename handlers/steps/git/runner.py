@@ -108,6 +108,9 @@ def hardening(allow_http: bool = False, hooks_dir: Path | None = None) -> list[s
         "submodule.recurse=false",
         "transfer.fsckObjects=true",
         "credential.helper=",
+        # A workspace belongs to its project's build user (workers/build); the steps run git in
+        # it as another user, on a repository whose config they have just sanitized.
+        "safe.directory=*",
     ]
     return [arg for setting in settings for arg in ("-c", setting)]
 
@@ -168,3 +171,54 @@ def run(
         tail = err.decode("utf-8", "replace").strip().splitlines()[-5:]
         raise GitFailed(f"git {args[0]} failed: " + " / ".join(tail)[-2000:])
     return out.decode("utf-8", "replace").strip()
+
+
+# The keys a workspace's .git/config may keep. A build runs the user's code in the workspace and
+# can write .git/config: filter and merge drivers, core.sshCommand, core.pager, include.path and
+# the like would make the next git step run commands with the step's AWS credentials.
+_SAFE_CONFIG_KEY = re.compile(
+    r"^(core\.(repositoryformatversion|filemode|bare|logallrefupdates|ignorecase|precomposeunicode|symlinks)"
+    r"|remote\.[^\n]+\.(url|fetch)|branch\.[^\n]+\.(remote|merge)|extensions\.objectformat)$",
+    re.IGNORECASE,
+)
+
+
+def sanitize_config(repo: Path) -> list[str]:
+    """Rewrite ``repo/.git/config`` with only the safe keys; the keys it dropped.
+
+    The file is read as a plain config file (``git config --file``, which runs nothing) and written
+    anew beside it, then renamed over it; a symlink in its place is replaced, never followed.
+    """
+    git_dir = repo / ".git"
+    if git_dir.is_symlink() or not git_dir.is_dir():
+        # A .git file ("gitdir: …") or symlink would point the step's git at another repository.
+        raise GitFailed("the workspace's .git is not a directory")
+    for pointer in ("commondir", "objects/info/alternates", "objects/info/http-alternates"):
+        # Other repositories' refs and objects, read with the step's permissions: never kept.
+        if (git_dir / pointer).is_symlink() or (git_dir / pointer).exists():
+            (git_dir / pointer).unlink()
+    config_file = git_dir / "config"
+    if not config_file.is_file() or config_file.is_symlink():
+        raise GitFailed("the workspace's .git/config is missing or not a regular file")
+    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": os.devnull}
+    listed = subprocess.run(
+        ["git", "config", "--file", str(config_file), "--list", "--null"],
+        capture_output=True, env=env, timeout=30, check=False,
+    )  # fmt: skip
+    if listed.returncode != 0:
+        raise GitFailed("the workspace's .git/config cannot be read: " + listed.stderr.decode(errors="replace")[-500:])
+    fresh = config_file.with_name(f"config.longrun-{os.getpid()}")
+    fresh.unlink(missing_ok=True)
+    dropped = []
+    for entry in listed.stdout.decode("utf-8", "replace").split("\0"):
+        if not entry:
+            continue
+        key, _, value = entry.partition("\n")
+        if not _SAFE_CONFIG_KEY.match(key):
+            dropped.append(key)
+            continue
+        subprocess.run(["git", "config", "--file", str(fresh), "--add", key, value], env=env, timeout=30, check=True)
+    if not fresh.exists():
+        fresh.write_text("")
+    os.replace(fresh, config_file)
+    return dropped
