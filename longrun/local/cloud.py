@@ -225,6 +225,8 @@ class LocalCloud:
     def _start_services(self) -> None:
         """The template's ECS services (build workers) as local processes, ``--build-workers`` each."""
         assert self.stack is not None
+        if self.stack.services and self.stack.efs_root is not None and os.geteuid() == 0:
+            self._make_efs_reachable(self.stack.efs_root)
         for spec in self.stack.services:
             if spec.scales:
                 log.info("%s: %d local workers (scaling on the queue is AWS's)", spec.name, self.options.build_workers)
@@ -234,6 +236,21 @@ class LocalCloud:
             )  # fmt: skip
             pool.start()
             self.services.append(pool)
+
+    @staticmethod
+    def _make_efs_reachable(efs_root: Path) -> None:
+        """Let every user pass through the directories above the local EFS root, as through /mnt/efs.
+
+        A worker running as root runs each build as its project's own uid; that uid must reach its
+        workspace under ``--data-dir``, whose parents (``/tmp/pytest-of-root``, a home) may be
+        closed to other users. Each gets the search bit for others (not the read bit: nothing is
+        listed); what changed is logged.
+        """
+        for directory in efs_root.resolve().parents:
+            mode = directory.stat().st_mode
+            if not mode & 0o001:
+                directory.chmod((mode | 0o001) & 0o7777)
+                log.info("made %s passable for the build users (o+x)", directory)
 
     def _register_outputs(self) -> None:
         """The stack's outputs as CloudFormation would show them, for `longrun logs` and `longrun ops`.

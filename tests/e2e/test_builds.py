@@ -75,7 +75,7 @@ def run(cloud: Any, project_id: str, timeout: float = 60, **params: Any) -> tupl
 
 def test_default_build_streams_its_log_and_uploads_artifacts(local_cloud, project):
     job, events = run(local_cloud, project)
-    assert job["status"] == "SUCCEEDED", job
+    assert job["status"] == "SUCCEEDED", (job["error"], log_lines(events))
     result = job["result"]
     assert result["exitCode"] == 0 and result["durationMs"] >= 0
     assert result["logStream"] == job["jobId"] and result["logGroup"].endswith(f"/builds/{project}")
@@ -305,3 +305,35 @@ def test_the_cache_survives_between_builds_and_is_the_projects_own(local_cloud, 
     other = create_project(local_cloud, USER)
     _, events = run(local_cloud, other, command='cat "$LONGRUN_CACHE_DIR/last-build" || echo empty-cache')
     assert "empty-cache" in log_lines(events)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="the local build workers run as this user; only root can switch users")
+def test_a_build_reaches_no_other_projects_files(local_cloud, project):
+    """Each project's builds run as its own uid; every workspace and cache is its project's alone."""
+    built, _ = run(local_cloud, project, command='echo mine > "$LONGRUN_CACHE_DIR/secret"')  # claimed by a build
+    assert built["status"] == "SUCCEEDED"
+    never_built = create_project(local_cloud, USER)
+    other_user = create_project(local_cloud, "eve")
+    probes = " ".join(
+        f"ls ../{target} >/dev/null 2>&1 && echo LISTED-{name}; cat ../{target}/longrun.json >/dev/null 2>&1 "
+        f"&& echo READ-{name}; touch ../{target}/planted 2>/dev/null && echo WROTE-{name};"
+        for name, target in (("built", project), ("unbuilt", never_built))
+    )
+    command = (
+        f"id -u; {probes} ls .. >/dev/null 2>&1 && echo LISTED-ALL; "
+        f'cat "$LONGRUN_CACHE_DIR/../{project}/secret" 2>/dev/null && echo READ-CACHE; echo done'
+    )
+    response = http(local_cloud, "POST", "/jobs", "eve", json={"type": "build", "projectId": other_user,
+                                                                "params": {"command": command}})  # fmt: skip
+    assert response.status_code == 202
+    job_id = response.json()["jobId"]
+    finished = wait_for_status(local_cloud, job_id, "eve")
+    assert finished["status"] == "SUCCEEDED", finished
+    events = http(local_cloud, "GET", f"/jobs/{job_id}/events", "eve").json()["items"]
+    lines = log_lines(events)
+    assert lines[-1] == "done"
+    assert not [line for line in lines if line.split("-")[0] in ("LISTED", "READ", "WROTE")], lines
+    assert int(lines[0]) != 0, "a build never runs as root"
+    _, mine = run(local_cloud, project, command="id -u")
+    assert int(log_lines(mine)[0]) not in (0, int(lines[0])), "two projects never share a build user"
+    assert not (workspace(local_cloud, project) / "planted").exists()

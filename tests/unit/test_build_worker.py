@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import stat
 import subprocess
 import sys
 import threading
@@ -681,6 +682,9 @@ def harness(cloud: Path, monkeypatch: pytest.MonkeyPatch) -> Harness:
         (status, detail or {})))  # fmt: skip
     monkeypatch.setattr(publisher, "publish", lambda job, message, **kw: published.append(list(message["lines"])))
     monkeypatch.setenv("BUILD_HEARTBEAT_INTERVAL_SECONDS", "0.2")
+    # The worker's own logic, as any user runs it: switching to the project's uid is checked apart
+    # (test_claim_* below, and end to end in tests/e2e/test_builds.py).
+    monkeypatch.setattr(sandbox, "can_switch_users", lambda: False)
     workspace = cloud / "projects" / PROJECT
     workspace.mkdir(parents=True)
     (workspace / "longrun.json").write_text("{}")
@@ -853,3 +857,60 @@ def test_log_lines_are_published_only_while_the_job_runs(stack: Any) -> None:
     assert publisher.publish(job, {"type": "job.log", "lines": ["late"]}, while_running=True) is None
     assert publisher.progress(job, "build", "FAILED", {"code": "BuildFailed"}, while_running=True) is None
     assert [(e["seq"], e["type"]) for e in stack.events("build-job-1")] == [(1, "job.log"), (2, "job.finished")]
+
+
+# --- the project's own user ------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give files to another user")
+def test_claim_gives_the_workspace_to_the_projects_uid_and_closes_it(tmp_path: Path) -> None:
+    projects = tmp_path / "projects"
+    workspace = projects / "prj-a"
+    (workspace / "src").mkdir(parents=True)
+    (workspace / "src" / "app.js").write_text("x")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("not theirs")
+    (workspace / "link").symlink_to(outside)
+    sandbox.claim(workspace, 200_123)
+    for path in (workspace, workspace / "src", workspace / "src" / "app.js"):
+        assert path.lstat().st_uid == 200_123 and path.lstat().st_gid == 200_123
+    assert (workspace / "link").lstat().st_uid == 200_123, "the symlink itself changes hands"
+    assert outside.stat().st_uid == 0, "never what a symlink points at"
+    assert stat.S_IMODE(workspace.stat().st_mode) == 0o700
+    assert stat.S_IMODE(projects.stat().st_mode) == 0o711, "the parent lets a build in, never lists"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only root can give files to another user")
+def test_claim_refuses_a_workspace_that_is_a_symlink(tmp_path: Path) -> None:
+    (tmp_path / "projects").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "projects" / "prj-a").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(NotADirectoryError):
+        sandbox.claim(tmp_path / "projects" / "prj-a", 200_124)
+    assert (tmp_path / "elsewhere").stat().st_uid == 0
+
+
+def test_each_project_gets_its_own_build_uid_once(aws: Any) -> None:
+    from core import build_users
+
+    first, second = build_users.uid_for("prj-one"), build_users.uid_for("prj-two")
+    assert first >= build_users.FIRST_UID and second >= build_users.FIRST_UID and first != second
+    assert build_users.uid_for("prj-one") == first, "a project keeps its uid"
+
+
+def test_a_lost_race_for_a_build_uid_takes_the_winners(aws: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core import build_users
+
+    table = build_users._table()
+    real_get = table.get_item
+    calls = {"n": 0}
+
+    def get_item(**kwargs: Any) -> Any:  # the first read misses; meanwhile another worker allocated
+        calls["n"] += 1
+        if calls["n"] == 1:
+            table.put_item(Item={"pk": "builduid#prj-race", "uid": 299_999})
+            return {}
+        return real_get(**kwargs)
+
+    monkeypatch.setattr(table, "get_item", get_item)
+    assert build_users.uid_for("prj-race") == 299_999

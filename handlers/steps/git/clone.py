@@ -66,6 +66,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     staging = workspace.parent / f".clone-{project_id}-{job_id[:12]}"
     shutil.rmtree(staging, ignore_errors=True)
     workspace.parent.mkdir(parents=True, exist_ok=True)
+    staging.mkdir(mode=0o700)  # git clones into it, empty; a workspace is its project's alone
     throttle = runner.Throttle(per_second=2)
 
     def report(progress: runner.Progress) -> None:

@@ -78,6 +78,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     staging = staging_dir(project_id, job_id)
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
+    staging.chmod(0o700)  # a workspace is its project's alone (see workers/build/sandbox.py)
     files = _download(s3_prefix(project_id), staging)
     git.run(["init", "--quiet", f"--initial-branch={DEFAULT_BRANCH}", "."], staging)
     git.run(["add", "--all"], staging)

@@ -143,7 +143,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     tuning = work.Tuning.of(event)
     locks.refresh(project_id, job_id)  # a long listing keeps the lock; LockLost once cancelled
     ws = Workspace(workspace_dir(project_id))
-    ws.root.mkdir(parents=True, exist_ok=True)
+    ws.root.mkdir(mode=0o700, parents=True, exist_ok=True)
     started = time.monotonic()
 
     if listing.get("keys") is not None or listing.get("keysRef"):

@@ -19,12 +19,15 @@ MAX_LINE_BYTES = 8 * 1024
 
 
 class BuildProcess:
-    def __init__(self, command: str, *, cwd: Path, env: dict[str, str], prefix: tuple[str, ...] = ()) -> None:
+    def __init__(self, command: str, *, cwd: Path, env: dict[str, str], user: int | None = None) -> None:
+        """Start ``command``; as ``user`` (its own group, no others) when given (the worker must be root)."""
         self.started = time.monotonic()
+        as_user = {"user": user, "group": user, "extra_groups": []} if user is not None else {}
         self.popen = subprocess.Popen(
-            [*prefix, "/bin/sh", "-c", command],
+            ["/bin/sh", "-c", command],
             cwd=cwd,
             env=env,
+            **as_user,
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,

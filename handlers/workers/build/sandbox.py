@@ -1,21 +1,25 @@
-"""What a build may see of the worker: a scrubbed environment and no way into the worker's memory.
+"""What a build may reach: its own project's files, an environment of its own, nothing of the worker's.
 
-The worker holds AWS credentials (its task role) and may hold other users' data in memory; the
-build is the user's code. So the build gets an environment built from an allow-list (never the
-worker's), a HOME and TMPDIR of its own, and the project's cache directory. The worker makes
-itself non-dumpable, so a process of the same user cannot read its ``/proc/<pid>/environ`` or
-memory. A worker that runs as root (a container's default user) also runs the build in a user
-namespace of its own, since root may read any non-dumpable process; run it as a non-root user
-where user namespaces are not allowed (Fargate's default seccomp profile refuses them).
+The worker holds AWS credentials (its task role) and the file system holds every project; the
+build is the user's code. So:
+
+* **Its own user.** A worker that runs as root (as its container does) runs each build as its
+  project's uid (:mod:`core.build_users`) and gives the project's workspace and cache to that uid
+  with mode 0700 (:func:`claim`); the directories that hold all workspaces and caches are 0711
+  (enter, not list). A build of another project cannot list, read or write them, and cannot read
+  the worker's ``/proc/<pid>/environ`` or memory (another user's, and non-dumpable besides).
+* **Its own environment**, built from an allow-list, never the worker's: a PATH, a HOME and TMPDIR
+  of its own, the project's cache.
+
+A worker that is not root cannot change users: its builds run as itself and could reach other
+projects' files. It says so at start; run it as root in its container.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
-import shutil
-import subprocess
-from functools import cache
+import stat
 from pathlib import Path
 
 from aws_lambda_powertools import Logger
@@ -24,6 +28,8 @@ logger = Logger(child=True)
 
 _PR_SET_DUMPABLE = 4
 SAFE_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+PRIVATE = 0o700
+ENTER_ONLY = 0o711
 
 
 def make_worker_undumpable() -> bool:
@@ -34,19 +40,44 @@ def make_worker_undumpable() -> bool:
         return False
 
 
-@cache
-def namespace_prefix() -> tuple[str, ...]:
-    """The command prefix that puts a build in a user namespace, when the worker runs as root."""
-    if os.geteuid() != 0:
-        return ()
-    unshare = shutil.which("unshare")
-    if unshare:
-        probe = subprocess.run([unshare, "--user", "--map-root-user", "true"], capture_output=True, timeout=10)
-        if probe.returncode == 0:
-            return (unshare, "--user", "--map-root-user", "--")
-    logger.warning("the worker runs as root and cannot make user namespaces: builds could read its memory; "
-                   "run it as a non-root user")  # fmt: skip
-    return ()
+def can_switch_users() -> bool:
+    return os.geteuid() == 0
+
+
+def warn_if_shared() -> None:
+    if not can_switch_users():
+        logger.warning("the build worker is not root: builds run as its own user and could reach other "
+                       "projects' files; run it as root in its container")  # fmt: skip
+
+
+def claim(directory: Path, uid: int) -> None:
+    """Give ``directory`` and everything in it to ``uid`` (mode 0700 at the top); its parent stays enter-only.
+
+    What the workflow steps wrote since the last build (they run as another user) changes hands
+    here. Symlinks are changed themselves (``lchown``), never followed.
+    """
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    os.chmod(directory.parent, ENTER_ONLY)
+    directory.mkdir(exist_ok=True)
+    top = os.lstat(directory)
+    if stat.S_ISLNK(top.st_mode) or not stat.S_ISDIR(top.st_mode):
+        raise NotADirectoryError(f"{directory} is not a directory")
+    for root, dirs, files in os.walk(directory, followlinks=False):
+        for name in [*dirs, *files]:
+            path = os.path.join(root, name)
+            if os.lstat(path).st_uid != uid:
+                os.lchown(path, uid, uid)
+    os.chown(directory, uid, uid)
+    os.chmod(directory, PRIVATE)
+
+
+def private_home(home: Path, uid: int | None) -> None:
+    """The build's HOME and TMPDIR, its own."""
+    (home / "tmp").mkdir(parents=True, exist_ok=True)
+    if uid is not None:
+        for path in (home, home / "tmp"):
+            os.chown(path, uid, uid)
+            os.chmod(path, PRIVATE)
 
 
 def build_environment(

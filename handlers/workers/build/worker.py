@@ -34,7 +34,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from core import aws, builds, publisher, schemas
+from core import aws, build_users, builds, publisher, schemas
 from steps.project.workspace import workspace_dir
 from workers.build import artifacts, protection, sandbox
 from workers.build.logs import LogShipper, ensure_stream
@@ -123,7 +123,7 @@ class Worker:
 
     def run_forever(self) -> None:
         sandbox.make_worker_undumpable()
-        sandbox.namespace_prefix()  # probe once, before the first build
+        sandbox.warn_if_shared()
         logger.info("build worker ready", extra={"worker": self.worker_id, "queue": self.queue_url})
         while not self.stopping.is_set():
             try:
@@ -217,13 +217,20 @@ class Worker:
     def _run_process(self, build: Build, shipper: LogShipper, home: str) -> tuple[int, int]:
         m = build.message
         workspace, cache = workspace_dir(m["projectId"]), builds.cache_dir(m["projectId"])
-        cache.mkdir(parents=True, exist_ok=True)
-        os.makedirs(os.path.join(home, "tmp"), exist_ok=True)
+        if not workspace.is_dir():
+            raise FileNotFoundError(f"no workspace for project {m['projectId']}")
+        user = build_users.uid_for(m["projectId"]) if sandbox.can_switch_users() else None
+        if user is not None:
+            sandbox.claim(workspace, user)
+            sandbox.claim(cache, user)
+        else:
+            cache.mkdir(parents=True, exist_ok=True)
+        sandbox.private_home(Path(home), user)
         env = sandbox.build_environment(
             job_id=m["jobId"], project_id=m["projectId"], workspace=workspace, cache_dir=cache,
             home=Path(home), path=os.environ.get("BUILD_PATH"),
         )  # fmt: skip
-        process = BuildProcess(m["command"], cwd=workspace, env=env, prefix=sandbox.namespace_prefix())
+        process = BuildProcess(m["command"], cwd=workspace, env=env, user=user)
         self.current = process
         reader = threading.Thread(target=lambda: [shipper.write(line) for line in process.lines()], daemon=True)
         reader.start()
