@@ -337,3 +337,46 @@ def test_a_build_reaches_no_other_projects_files(local_cloud, project):
     _, mine = run(local_cloud, project, command="id -u")
     assert int(log_lines(mine)[0]) not in (0, int(lines[0])), "two projects never share a build user"
     assert not (workspace(local_cloud, project) / "planted").exists()
+
+
+# --- the queue: messages no worker can use ---------------------------------------------------------
+
+
+def _outputs(cloud: Any) -> dict[str, str]:
+    """The stack's outputs, found as an operator finds them (CloudFormation ``DescribeStacks``)."""
+    stacks = cloud.aws_client("cloudformation").describe_stacks(StackName="longrun")["Stacks"]
+    return {o["OutputKey"]: o["OutputValue"] for o in stacks[0]["Outputs"]}
+
+
+def test_a_malformed_message_ends_in_the_dead_letter_queue_and_a_stale_one_is_dropped(local_cloud):
+    sqs = local_cloud.aws_client("sqs")
+    outputs = _outputs(local_cloud)
+    queue, dead_letters = outputs["BuildQueueUrl"], outputs["BuildDeadLetterQueueUrl"]
+    stale = {
+        "taskToken": "a-token-no-execution-waits-for",
+        "executionArn": "arn:aws:states:us-east-1:123456789012:execution:x:y",
+        "attempt": 0, "jobId": "job-stale", "userId": USER, "projectId": "prj-stale", "command": "touch /tmp/stale-ran",
+        "artifacts": [], "timeoutSeconds": 60, "heartbeatSeconds": 10,
+    }  # fmt: skip
+    sqs.send_message(QueueUrl=queue, MessageBody=json.dumps(stale))
+    sqs.send_message(QueueUrl=queue, MessageBody='{"not": "a build"')
+    deadline = time.monotonic() + 60
+    parked: list[dict[str, Any]] = []
+    while time.monotonic() < deadline and not parked:
+        parked = sqs.receive_message(QueueUrl=dead_letters, WaitTimeSeconds=2).get("Messages", [])
+    assert [m["Body"] for m in parked] == ['{"not": "a build"'], "the malformed message, and only it, is parked"
+    counts = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible")
+    while time.monotonic() < deadline:  # the stale message is deleted, not left to come back
+        attributes = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=list(counts))["Attributes"]
+        if [attributes[c] for c in counts] == ["0", "0"]:
+            break
+        time.sleep(0.5)
+    assert [attributes[c] for c in counts] == ["0", "0"], attributes
+    assert not Path("/tmp/stale-ran").exists(), "a message whose execution is gone never runs"
+
+
+def test_longrun_worker_build_needs_its_queue():
+    env = {k: v for k, v in os.environ.items() if k != "BUILD_QUEUE_URL"}
+    out = subprocess.run([sys.executable, "-m", "longrun.cli", "worker", "build"], capture_output=True, text=True,
+                         env=env, timeout=60)  # fmt: skip
+    assert out.returncode == 2 and "BUILD_QUEUE_URL" in out.stderr

@@ -66,7 +66,6 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     staging = workspace.parent / f".clone-{project_id}-{job_id[:12]}"
     shutil.rmtree(staging, ignore_errors=True)
     workspace.parent.mkdir(parents=True, exist_ok=True)
-    staging.mkdir(mode=0o700)  # git clones into it, empty; a workspace is its project's alone
     throttle = runner.Throttle(per_second=2)
 
     def report(progress: runner.Progress) -> None:
@@ -110,6 +109,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except locks.LockLost:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+    # A workspace is its project's alone (workers/build/sandbox.py). The staging directory is git's
+    # own (git removes it if the clone dies), under an unguessable name in a directory no build lists.
+    staging.chmod(0o700)
     previous = workspace.parent / f".replaced-{project_id}-{job_id[:12]}"
     if workspace.exists():
         workspace.rename(previous)
