@@ -180,6 +180,14 @@ def _lifecycle_rule(rule: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _mounted(value: str, mounts: dict[str, Path]) -> str:
+    """An environment value under a mount point (``/mnt/efs/...``, ``/opt``), pointed at the local directory."""
+    for mount_point, directory in mounts.items():
+        if value == mount_point or value.startswith(mount_point + "/"):
+            return str(directory) + value[len(mount_point) :]
+    return value
+
+
 def _short_id(*parts: str, length: int = 10) -> str:
     return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
 
@@ -615,13 +623,8 @@ class StackBuilder:
             if fs["Arn"] not in self._mounts:
                 raise CannotEmulate(f"{logical_id}: file system {fs['Arn']} is not an access point of the stack")
             mounts[fs["LocalMountPath"]] = self._mounts[fs["Arn"]]
-        environment = {}
-        for key, value in ((props.get("Environment") or {}).get("Variables") or {}).items():
-            value = str(value)
-            for mount_point, directory in mounts.items():
-                if value == mount_point or value.startswith(mount_point + "/"):
-                    value = str(directory) + value[len(mount_point) :]
-            environment[key] = value
+        variables = (props.get("Environment") or {}).get("Variables") or {}
+        environment = {key: _mounted(str(value), mounts) for key, value in variables.items()}
         name = self.stack.physical[logical_id]
         return FunctionSpec(
             logical_id=logical_id,
@@ -658,13 +661,8 @@ class StackBuilder:
             volumes[volume["Name"]] = directory
         mounts = {m["ContainerPath"]: volumes[m["SourceVolume"]] for m in container.get("MountPoints") or []}
         mounts[IMAGE_ROOT] = self.t.base_dir.parent  # the repository: infra/ is the template's directory
-        environment = {}
-        for pair in container.get("Environment") or []:
-            value = str(pair["Value"])
-            for mount_point, directory in mounts.items():
-                if value == mount_point or value.startswith(mount_point + "/"):
-                    value = str(directory) + value[len(mount_point) :]
-            environment[pair["Name"]] = value
+        pairs = container.get("Environment") or []
+        environment = {pair["Name"]: _mounted(str(pair["Value"]), mounts) for pair in pairs}
         return ServiceSpec(
             logical_id=logical_id,
             name=str(self.stack.physical[logical_id]).rsplit("/", 1)[-1],
