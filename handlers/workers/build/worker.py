@@ -51,7 +51,7 @@ READER_DRAIN_SECONDS = 5.0
 
 def heartbeat_interval(heartbeat_seconds: int) -> float:
     """Often enough that a cancel is noticed within a few seconds and a heartbeat is never missed."""
-    return max(0.2, min(float(os.environ.get("BUILD_HEARTBEAT_INTERVAL_SECONDS", "1.5")), heartbeat_seconds / 4))
+    return max(0.2, min(float(os.environ.get("BUILD_HEARTBEAT_INTERVAL_SECONDS", "1")), heartbeat_seconds / 4))
 
 
 @dataclass
