@@ -20,7 +20,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from api import cursor, idempotency
-from core import aws, config, git_input, jobs, launcher, locks, paths, projects, publisher, schemas, sync_requests
+from core import aws, config, git_input, holdings, jobs, launcher, locks, paths, projects, publisher, schemas
 from core.config import state_machine_arn
 from core.errors import (
     ApiError,
@@ -305,12 +305,9 @@ def cancel_job(job_id: str) -> Response:
         if e.response["Error"]["Code"] != "ExecutionDoesNotExist":
             raise
     publisher.finish(job, "CANCELLED", error={"code": "Cancelled", "message": "cancelled by the user"})
-    if job["type"] in locks.LOCKING_JOB_TYPES and job.get("projectId"):
-        # The project is free for the next job now; a step still running finds the lock gone
-        # before it changes the workspace for good (git) or copies its next batch (sync).
-        locks.release(job["projectId"], job["jobId"])
-    if job["type"] == "sync" and job.get("projectId"):
-        sync_requests.forget(job["projectId"], job["jobId"])  # later uploads start a new job
+    # The project is free for the next job now; a step still running finds the lock gone before it
+    # changes the workspace for good (git) or copies its next batch (sync).
+    holdings.give_back(job)
     return _json(202, jobs.view(jobs.get(job["jobId"], consistent=True)))
 
 

@@ -17,7 +17,8 @@ on AWS (:func:`_stop_ends_task_token_waits`). ``SendTaskFailure`` dropped its ``
 (:func:`_task_failure_keeps_its_cause`), a heartbeat sent right after the task's message
 was refused (:func:`_early_heartbeats_count`), and a retried task kept its first token
 (:func:`_each_attempt_has_its_own_token`); a spent token's heartbeat was a ``500``
-(:func:`_spent_tokens_answer_as_on_aws`).
+(:func:`_spent_tokens_answer_as_on_aws`). And moto emits no "Execution Status Change" events
+(:func:`_executions_announce_their_status`).
 
 Two concern cost only:
 
@@ -308,6 +309,65 @@ def _spent_tokens_answer_as_on_aws() -> None:
     StepFunctionsParserBackend.send_task_failure = answered(send_task_failure)
 
 
+def _executions_announce_their_status() -> None:
+    """Every execution puts "Step Functions Execution Status Change" events on the default bus, as on AWS.
+
+    moto's engine emits none. longrun's rule on them closes a job whose execution ended where no
+    step of its own ran (a state machine timeout, a Stop from the console or the API's back).
+    """
+    import datetime
+    import json
+    import logging
+
+    from moto.events.models import events_backends
+    from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication, Execution
+
+    log = logging.getLogger("longrun.local.moto_fixes")
+
+    def millis(moment: Any) -> int | None:
+        return int(moment.timestamp() * 1000) if isinstance(moment, datetime.datetime) else None
+
+    def announce(execution: Any) -> None:
+        data = execution.input_data
+        status = execution.exec_status
+        detail = {
+            "executionArn": execution.exec_arn,
+            "stateMachineArn": execution.state_machine.arn,
+            "name": execution.name,
+            "status": getattr(status, "value", status),
+            "startDate": millis(execution.start_date),
+            "stopDate": millis(execution.stop_date),
+            "input": data if isinstance(data, str) or data is None else json.dumps(data),
+            "output": None if execution.output is None else json.dumps(execution.output),
+            "error": execution.error,
+            "cause": execution.cause,
+        }
+        event = {
+            "Source": "aws.states",
+            "DetailType": "Step Functions Execution Status Change",
+            "Detail": json.dumps(detail),
+            "Resources": [execution.exec_arn],
+            "EventBusName": "default",
+        }
+        try:
+            events_backends[execution.account_id][execution.region_name].put_events([event])
+        except Exception:  # EventBridge delivery is asynchronous on AWS: it never fails an execution
+            log.exception("could not announce the status of %s", execution.exec_arn)
+
+    start, terminated = Execution.start, BaseExecutionWorkerCommunication.terminated
+
+    def started(self: Any) -> None:
+        start(self)
+        announce(self)
+
+    def ended(self: Any) -> None:
+        terminated(self)
+        announce(self.execution)
+
+    Execution.start = started
+    BaseExecutionWorkerCommunication.terminated = ended
+
+
 def install() -> None:
     """Patch moto in this process (the local cloud's AWS endpoint only)."""
     import moto.dynamodb.models as models
@@ -322,6 +382,7 @@ def install() -> None:
     _early_heartbeats_count()
     _each_attempt_has_its_own_token()
     _spent_tokens_answer_as_on_aws()
+    _executions_announce_their_status()
 
     backend_class = models.DynamoDBBackend
     if getattr(backend_class, "_longrun_fixed", False):

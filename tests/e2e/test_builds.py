@@ -380,3 +380,23 @@ def test_longrun_worker_build_needs_its_queue():
     out = subprocess.run([sys.executable, "-m", "longrun.cli", "worker", "build"], capture_output=True, text=True,
                          env=env, timeout=60)  # fmt: skip
     assert out.returncode == 2 and "BUILD_QUEUE_URL" in out.stderr
+
+
+def test_a_build_stopped_behind_the_apis_back_is_cancelled_and_killed(local_cloud, project):
+    """An operator's Stop in the console: the execution-status trigger closes the job, the worker kills the build."""
+    root = workspace(local_cloud, project)
+    (root / "stopped.pid").unlink(missing_ok=True)
+    job = start_build(local_cloud, project, command="echo $$ > stopped.pid; echo ready; sleep 300")
+    with ws_connect(local_cloud, USER) as ws:
+        ws.send(json.dumps({"action": "subscribe", "jobId": job["jobId"]}))
+        recv_until(ws, lambda m: m.get("type") == "job.log" and "ready" in m["lines"], 60)
+        pid = int((root / "stopped.pid").read_text())
+        local_cloud.aws_client("stepfunctions").stop_execution(executionArn=job["executionArn"], error="Operator")
+        finished = recv_until(ws, lambda m: m.get("type") == "job.finished", 30)[-1]
+    assert finished["status"] == "CANCELLED" and finished["error"]["code"] == "ExecutionAborted"
+    deadline = time.monotonic() + 10
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not _alive(pid), "the worker stops a build whose execution was stopped"
+    events = http(local_cloud, "GET", f"/jobs/{job['jobId']}/events", USER).json()["items"]
+    assert [e["type"] for e in events].count("job.finished") == 1

@@ -52,17 +52,22 @@ class Workflow:
         project_id: str,
         lock: bool = False,
         extra: dict[str, Any] | None = None,
+        machine: str | None = None,
     ) -> dict[str, Any]:
         """Write the job as the API does (and take the project's git lock if ``lock``), then start it.
 
-        ``extra`` goes into the execution's input beside the job (e.g. a sync's ``tuning``).
+        ``extra`` goes into the execution's input beside the job (e.g. a sync's ``tuning``);
+        ``machine`` runs it on another state machine than the stack's own for ``job_type``.
         """
         job_id = uuid.uuid4().hex
         created = _now()
+        machine = machine or self.machine(job_type)
+        name = f"wf-{job_id[:12]}"
         self.ddb.put_item(
             TableName=self.jobs_table,
             Item={
                 "jobId": {"S": job_id},
+                "executionArn": {"S": machine.replace(":stateMachine:", ":execution:") + f":{name}"},
                 "userId": {"S": user},
                 "projectId": {"S": project_id},
                 "type": {"S": job_type},
@@ -86,8 +91,8 @@ class Workflow:
                 },
             )
         execution = self.sfn.start_execution(
-            stateMachineArn=self.machine(job_type),
-            name=f"wf-{job_id[:12]}",
+            stateMachineArn=machine,
+            name=name,
             input=json.dumps(
                 {
                     "jobId": job_id,

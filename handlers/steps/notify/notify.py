@@ -14,7 +14,7 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core import jobs, locks, publisher, sync_requests
+from core import holdings, jobs, publisher
 
 logger = Logger()
 metrics = Metrics()
@@ -64,10 +64,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         else:
             closed = publisher.finish(job, status, error=user_error(event.get("error")))
     finally:
-        if job["type"] in locks.LOCKING_JOB_TYPES and job.get("projectId"):
-            locks.release(job["projectId"], job["jobId"])
-        if job["type"] == "sync" and job.get("projectId"):
-            sync_requests.forget(job["projectId"], job["jobId"])
+        holdings.give_back(job)
     if closed:
         metrics.add_dimension(name="status", value=status)
         metrics.add_metric(name="JobsFinished", unit=MetricUnit.Count, value=1)

@@ -1,0 +1,83 @@
+"""The execution-status trigger: closes a job whose execution ended where no step of longrun ran.
+
+Step Functions puts an "Execution Status Change" event on the default bus when an execution ends;
+a rule passes those of longrun's state machines that ended ``FAILED``, ``TIMED_OUT`` or
+``ABORTED`` to an SQS queue read by this function. Most of them find their job closed already (the
+notify step ran before the workflow's Fail state; a cancel closed it before the stop). The others
+ended outside: the state machine's own ``TimeoutSeconds``, a Stop from the console or from behind
+the API's back, a notify step that ran out of retries. This function closes those, with the same
+conditional write as the notify step (only while the job is ``RUNNING``), so whichever comes
+first tells the user and the other writes nothing: one ``job.finished``. It also gives back what
+the job held (the project's lock, its upload request).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.metrics import MetricUnit, single_metric
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from core import holdings, jobs, publisher
+
+logger = Logger()
+processor = BatchProcessor(event_type=EventType.SQS)
+
+# The execution's end → the job's final status and the error the user reads.
+OUTCOMES = {
+    "TIMED_OUT": ("TIMED_OUT", "ExecutionTimedOut", "the workflow ran past its time limit"),
+    "ABORTED": ("CANCELLED", "ExecutionAborted", "the workflow was stopped outside longrun"),
+    "FAILED": ("FAILED", "ExecutionFailed", "the workflow failed"),
+}
+
+
+def _job_id(detail: dict[str, Any]) -> str | None:
+    """The job the execution ran, from its input (longrun's executions carry ``jobId``)."""
+    try:
+        data = json.loads(detail.get("input") or "null")
+    except ValueError:
+        return None
+    job_id = data.get("jobId") if isinstance(data, dict) else None
+    return job_id if isinstance(job_id, str) and job_id else None
+
+
+def close(detail: dict[str, Any]) -> bool:
+    """Close the execution's job if it is still ``RUNNING``; True if this call closed it."""
+    outcome = OUTCOMES.get(str(detail.get("status")))
+    job_id = _job_id(detail)
+    if outcome is None or job_id is None:
+        return False
+    job = jobs.get(job_id, consistent=True)
+    # Only the execution the job names: never a Distributed Map's child or an earlier attempt.
+    if job is None or job.get("executionArn") != detail.get("executionArn"):
+        logger.info("not a job's own execution; ignored", extra={"executionArn": detail.get("executionArn")})
+        return False
+    status, code, message = outcome
+    error = {"code": code, "message": message}
+    if detail.get("error"):
+        cause = f" ({str(detail['cause'])[:500]})" if detail.get("cause") else ""
+        error["message"] = f"{message}: {detail['error']}{cause}"
+    try:
+        closed = job["status"] == "RUNNING" and publisher.finish(job, status, error=error)
+    finally:
+        holdings.give_back(job)
+    if closed:
+        logger.info("closed a job its workflow left open", extra={"jobId": job_id, "status": status})
+        # One metric per job: a batch may close jobs with different statuses.
+        with single_metric(name="JobsClosedByExecutionStatus", unit=MetricUnit.Count, value=1) as metric:
+            metric.add_dimension(name="status", value=status)
+    return closed
+
+
+def record_handler(record: SQSRecord) -> None:
+    event = json.loads(record.body)
+    close(event.get("detail") or {})
+
+
+@logger.inject_lambda_context(clear_state=True)
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

@@ -1,0 +1,51 @@
+"""The execution-status trigger against moto's tables: which events close which jobs, and only once."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from core import jobs, launcher
+from triggers import executions
+
+MACHINE = "arn:aws:states:us-east-1:123456789012:stateMachine:longrun-build"
+
+
+def _job(aws: Any) -> dict[str, Any]:
+    job = launcher.new_job("job-1", "ursula", "build", "prj-1", {}, MACHINE)
+    jobs.put_new(job)
+    return job
+
+
+def _detail(job: dict[str, Any], status: str, **more: Any) -> dict[str, Any]:
+    return {"executionArn": job["executionArn"], "status": status, "input": json.dumps({"jobId": job["jobId"]}), **more}
+
+
+def test_a_timed_out_execution_closes_its_job_once(aws: Any) -> None:
+    job = _job(aws)
+    assert executions.close(_detail(job, "TIMED_OUT")) is True
+    assert executions.close(_detail(job, "TIMED_OUT")) is False, "a second event writes nothing"
+    closed = jobs.get("job-1", consistent=True)
+    assert closed["status"] == "TIMED_OUT" and closed["error"]["code"] == "ExecutionTimedOut"
+
+
+def test_aborted_becomes_cancelled_and_a_failure_carries_its_error(aws: Any) -> None:
+    job = _job(aws)
+    assert executions.close(_detail(job, "FAILED", error="States.Runtime", cause="bad path"))
+    closed = jobs.get("job-1", consistent=True)
+    assert closed["status"] == "FAILED" and "States.Runtime" in closed["error"]["message"]
+    assert "bad path" in closed["error"]["message"]
+    other = launcher.new_job("job-2", "ursula", "build", "prj-1", {}, MACHINE)
+    jobs.put_new(other)
+    assert executions.close(_detail(other, "ABORTED"))
+    assert jobs.get("job-2", consistent=True)["status"] == "CANCELLED"
+
+
+def test_events_that_are_not_a_jobs_own_execution_change_nothing(aws: Any) -> None:
+    job = _job(aws)
+    assert not executions.close(_detail(job, "SUCCEEDED")), "only endings outside success"
+    assert not executions.close({**_detail(job, "FAILED"), "executionArn": job["executionArn"] + "-child"})
+    assert not executions.close({**_detail(job, "FAILED"), "input": "[1, 2]"}), "a Distributed Map child's input"
+    assert not executions.close({**_detail(job, "FAILED"), "input": "not json"})
+    assert not executions.close({**_detail(job, "FAILED"), "input": json.dumps({"jobId": "no-such-job"})})
+    assert jobs.get("job-1", consistent=True)["status"] == "RUNNING"
