@@ -185,6 +185,25 @@ def cmd_logs(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ops(args: argparse.Namespace) -> int:
+    from longrun import ops
+    from longrun.operator import OperatorError
+
+    try:
+        if args.ops_command == "history":
+            ops.print_history(ops.history(args.stack, args.job_id), args.json)
+        else:
+            since = ops.parse_since(args.since) if args.since else None
+            ops.print_executions(ops.executions(args.stack, args.status, since, args.limit), args.json)
+    except ValueError as e:
+        print(f"longrun ops: --since: {e}", file=sys.stderr)
+        return 2
+    except OperatorError as e:
+        print(f"longrun ops: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_worker_build(args: argparse.Namespace) -> int:
     """The worker is deployed code (handlers/workers/build): run it from this checkout's handlers/."""
     handlers = Path(__file__).resolve().parents[1] / "handlers"
@@ -255,6 +274,21 @@ def parser() -> argparse.ArgumentParser:
         "--stack", default=os.environ.get("LONGRUN_STACK", "longrun"), help="stack name (default longrun)"
     )
     logs.set_defaults(func=cmd_logs)
+
+    ops = sub.add_parser("ops", help="operator tools (use AWS directly)").add_subparsers(
+        dest="ops_command", required=True
+    )
+    history = ops.add_parser("history", help="a job's execution as a timeline: states, durations, retries, errors")
+    history.add_argument("job_id")
+    listing = ops.add_parser("list", help="the stack's executions, newest first")
+    listing.add_argument("--status", choices=["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"])
+    listing.add_argument("--since", help="only those started this long ago or less: 30m, 1h, 2d")
+    listing.add_argument("--limit", type=_positive, default=100)
+    for command in (history, listing):
+        command.add_argument("--json", action="store_true", help="JSON instead of a table")
+        command.add_argument("--stack", default=os.environ.get("LONGRUN_STACK", "longrun"), help="default longrun")
+    history.set_defaults(func=cmd_ops)
+    listing.set_defaults(func=cmd_ops)
 
     worker = sub.add_parser("worker", help="run a worker").add_subparsers(dest="worker_kind", required=True)
     build = worker.add_parser("build", help="a build worker: polls the build queue until SIGTERM")

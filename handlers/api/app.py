@@ -117,7 +117,7 @@ def _accepted(job: dict[str, Any]) -> dict[str, Any]:
         "status": job["status"],
         "executionArn": job["executionArn"],
         "createdAt": job["createdAt"],
-        "links": jobs.links(job["jobId"]),
+        "links": jobs.links(job["jobId"], job["executionArn"]),
     }
 
 

@@ -125,9 +125,19 @@ def view(job: dict[str, Any]) -> dict[str, Any]:
         "result": job.get("result"),
         "error": job.get("error"),
         "executionArn": job.get("executionArn"),
-        "links": links(job["jobId"]),
+        "links": links(job["jobId"], job.get("executionArn")),
     }
 
 
-def links(job_id: str) -> dict[str, str]:
-    return {"self": f"/jobs/{job_id}", "events": f"/jobs/{job_id}/events"}
+def links(job_id: str, execution_arn: str | None = None) -> dict[str, str]:
+    """Where a client reads the job and its events, and where an operator reads its execution."""
+    found = {"self": f"/jobs/{job_id}", "events": f"/jobs/{job_id}/events"}
+    if execution_arn:
+        found["console"] = console_url(execution_arn)
+    return found
+
+
+def console_url(execution_arn: str) -> str:
+    """The execution in the Step Functions console (its region is the ARN's)."""
+    region = execution_arn.split(":")[3]
+    return f"https://{region}.console.aws.amazon.com/states/home?region={region}#/v2/executions/details/{execution_arn}"

@@ -400,3 +400,27 @@ def test_a_build_stopped_behind_the_apis_back_is_cancelled_and_killed(local_clou
     assert not _alive(pid), "the worker stops a build whose execution was stopped"
     events = http(local_cloud, "GET", f"/jobs/{job['jobId']}/events", USER).json()["items"]
     assert [e["type"] for e in events].count("job.finished") == 1
+
+
+def test_ops_history_and_list_show_a_failed_build(local_cloud, project):
+    job, _ = run(local_cloud, project, command="echo going; exit 4")
+    assert job["links"]["console"].endswith(job["executionArn"]) and job["links"]["console"].startswith("https://")
+    env = {**os.environ, "AWS_ENDPOINT_URL": local_cloud.aws, "AWS_REGION": "us-east-1",
+           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # fmt: skip
+    ops = [sys.executable, "-m", "longrun.cli", "ops"]
+    out = subprocess.run([*ops, "history", job["jobId"], "--json"], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    found = json.loads(out.stdout)
+    assert found["executionArn"] == job["executionArn"] and found["status"] == "FAILED"
+    assert [s["name"] for s in found["states"]] == ["Prepare", "Build", "NotifyFailure", "JobFailed"]
+    build = found["states"][1]
+    assert build["outcome"] == "caught" and build["errors"][0]["error"] == "BuildFailed"
+    assert "code 4" in build["errors"][0]["cause"]
+    table = subprocess.run([*ops, "history", job["jobId"]], capture_output=True, text=True, env=env, timeout=60)
+    assert table.returncode == 0 and "BuildFailed" in table.stdout and "NotifyFailure" in table.stdout
+    listed = subprocess.run([*ops, "list", "--status", "FAILED", "--since", "1h", "--json"], capture_output=True,
+                            text=True, env=env, timeout=60)  # fmt: skip
+    assert listed.returncode == 0, listed.stderr
+    assert job["executionArn"] in [e["executionArn"] for e in json.loads(listed.stdout)]
+    unknown = subprocess.run([*ops, "history", "no-such-job"], capture_output=True, text=True, env=env, timeout=60)
+    assert unknown.returncode == 1 and "no job no-such-job" in unknown.stderr

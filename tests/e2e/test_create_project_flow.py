@@ -30,7 +30,13 @@ def test_create_project_end_to_end(local_cloud):
         assert response.headers["Location"] == f"/jobs/{job['jobId']}"
         assert job["status"] == "RUNNING" and job["type"] == "create-project"
         assert job["projectId"].startswith("prj-")
-        assert job["links"] == {"self": f"/jobs/{job['jobId']}", "events": f"/jobs/{job['jobId']}/events"}
+        assert job["links"]["self"] == f"/jobs/{job['jobId']}"
+        assert job["links"]["events"] == f"/jobs/{job['jobId']}/events"
+        # Where an operator reads the execution: the Step Functions console, in the ARN's region.
+        assert job["links"]["console"] == (
+            "https://us-east-1.console.aws.amazon.com/states/home?region=us-east-1"
+            f"#/v2/executions/details/{job['executionArn']}"
+        )
         execution_name = job["executionArn"].rsplit(":", 1)[-1]
         assert execution_name == f"create-project-{name}-{job['jobId'][:8]}"
 

@@ -111,7 +111,12 @@ def test_create_project_is_accepted_at_once(aws):
     assert body["status"] == "RUNNING"
     assert re.fullmatch(r"prj-[0-9a-f]{16}", body["projectId"])
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", body["createdAt"])
-    assert body["links"] == {"self": f"/jobs/{job_id}", "events": f"/jobs/{job_id}/events"}
+    assert body["links"] == {
+        "self": f"/jobs/{job_id}",
+        "events": f"/jobs/{job_id}/events",
+        "console": "https://us-east-1.console.aws.amazon.com/states/home?region=us-east-1"
+        f"#/v2/executions/details/{body['executionArn']}",
+    }
 
     stored = jobs.get(job_id)
     assert stored["status"] == "RUNNING"

@@ -290,3 +290,16 @@ def test_the_stacks_workers_run_a_scaffold_build_end_to_end(project: str, local_
         logGroupName=result["logGroup"], logStreamName=result["logStream"], startFromHead=True
     )
     assert [e["message"] for e in logs["events"]] == [line or " " for line in live]
+
+
+def test_ops_history_shows_the_retry_and_its_error(retried: Retried) -> None:
+    """``longrun ops history`` reads this execution as an operator would: the Build state tried twice."""
+    from longrun.ops import timeline
+
+    found = timeline(retried.first["executionArn"], retried.history)
+    assert found.status == "SUCCEEDED"
+    build = next(run for run in found.states if run.name == "Build")
+    assert build.attempts == 2 and build.retries == 1 and build.outcome == "succeeded"
+    assert build.errors[0]["error"] in ("States.HeartbeatTimeout", "States.Timeout")
+    assert [run.name for run in found.states] == ["Prepare", "Build", "NotifySuccess"]
+    assert all(run.exited and run.exited >= run.entered for run in found.states)
