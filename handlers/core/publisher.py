@@ -17,7 +17,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from core import aws, connections, jobs
+from core import aws, connections, jobs, status_events
 from core.clock import now_iso
 from core.config import settings
 from core.errors import TransientError
@@ -213,4 +213,7 @@ def finish(job: dict[str, Any], status: str, *, result: Any = None, error: dict[
     else:
         message["result"] = result
         fields["result"] = result
-    return publish(job, message, set_fields=fields, close_as=status) is not None
+    closed = publish(job, message, set_fields=fields, close_as=status) is not None
+    if closed:
+        status_events.announce(job, status)
+    return closed

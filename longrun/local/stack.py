@@ -32,6 +32,7 @@ CREATED_IN_MOTO = {
     "AWS::SQS::Queue",
     "AWS::SQS::QueuePolicy",
     "AWS::Events::Rule",  # moto delivers S3's EventBridge events to the rule's SQS target
+    "AWS::Events::EventBus",
 }
 SERVED_LOCALLY = {
     "AWS::Lambda::EventSourceMapping",  # polled by event_sources (SQS → function)
@@ -288,6 +289,8 @@ class StackBuilder:
             return f"{self.sqs_base}/{ACCOUNT_ID}/{self._name(logical_id, 'QueueName', 80)}"
         if kind == "AWS::Events::Rule":
             return self._name(logical_id, "Name", 64)
+        if kind == "AWS::Events::EventBus":
+            return self._name(logical_id, "Name", 256)
         if kind == "AWS::Lambda::LayerVersion":
             return f"arn:aws:lambda:{arn}:layer:{self._name(logical_id, 'LayerName')}:1"
         if kind in ("AWS::ApiGateway::Stage", "AWS::ApiGatewayV2::Stage"):
@@ -334,6 +337,8 @@ class StackBuilder:
             ("AWS::SQS::Queue", "QueueName"): str(ref).rsplit("/", 1)[-1],
             ("AWS::SQS::Queue", "QueueUrl"): ref,
             ("AWS::Events::Rule", "Arn"): f"arn:aws:events:{where}:rule/{ref}",
+            ("AWS::Events::EventBus", "Arn"): f"arn:aws:events:{where}:event-bus/{ref}",
+            ("AWS::Events::EventBus", "Name"): ref,
             ("AWS::EFS::FileSystem", "Arn"): f"arn:aws:elasticfilesystem:{where}:file-system/{ref}",
             ("AWS::EFS::AccessPoint", "Arn"): f"arn:aws:elasticfilesystem:{where}:access-point/{ref}",
             ("AWS::EC2::SecurityGroup", "GroupId"): ref,
@@ -366,6 +371,7 @@ class StackBuilder:
             "AWS::SQS::QueuePolicy",
             "AWS::S3::Bucket",
             "AWS::S3::BucketPolicy",
+            "AWS::Events::EventBus",
             "AWS::Events::Rule",
             "AWS::StepFunctions::StateMachine",
         ):
@@ -520,6 +526,9 @@ class StackBuilder:
             self.aws("sqs").set_queue_attributes(
                 QueueUrl=url, Attributes={"Policy": json.dumps(props["PolicyDocument"])}
             )
+
+    def _create_events_eventbus(self, logical_id: str, props: dict[str, Any]) -> None:
+        self.aws("events").create_event_bus(Name=self.stack.physical[logical_id])
 
     def _create_events_rule(self, logical_id: str, props: dict[str, Any]) -> None:
         events = self.aws("events")

@@ -61,6 +61,7 @@ ALLOWED_TYPES = {
     "AWS::SQS::Queue",
     "AWS::SQS::QueuePolicy",
     "AWS::Events::Rule",
+    "AWS::Events::EventBus",
     "AWS::Lambda::EventSourceMapping",
     # The build workers: local processes, a fixed pool (services.py); the scaling is AWS's.
     "AWS::ECS::Cluster",
