@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any
 
-from core import aws, publisher, status_events
+from core import aws, publisher
 from core.clock import now_iso
 
 
@@ -63,4 +63,3 @@ def start_execution(job: dict[str, Any], machine: str, extra: dict[str, Any] | N
     except Exception:
         publisher.finish(job, "FAILED", error={"code": "StartFailed", "message": "the job could not be started"})
         raise
-    status_events.announce(job, "RUNNING")

@@ -1,7 +1,10 @@
 """``Job Status Change`` events on the stack's event bus, for other systems to follow.
 
-One event per change of a job's status: ``RUNNING`` when it is accepted, then its final status,
-sent after the status is written (so a consumer that reads the job finds what the event says).
+One event when a job reaches its final status, sent by whoever closed it (the notify step, a
+cancel, the execution-status trigger: the one conditional write that succeeded), after the status
+is written, so a consumer that reads the job finds what the event says. (``RUNNING`` is not
+announced yet: from the API it cost every ``POST /jobs`` a PutEvents, and through the
+execution-status trigger a Lambda per job; it comes with the rest of the EventBridge work.)
 EventBridge is the consumers' contract; a failure to reach it is logged and counted, and never
 fails the job.
 """

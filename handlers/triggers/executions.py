@@ -45,17 +45,25 @@ def _job_id(detail: dict[str, Any]) -> str | None:
     return job_id if isinstance(job_id, str) and job_id else None
 
 
+def _own_job(detail: dict[str, Any]) -> dict[str, Any] | None:
+    """The job whose execution this is: never a Distributed Map's child or a stray execution."""
+    job_id = _job_id(detail)
+    job = jobs.get(job_id, consistent=True) if job_id else None
+    if job is None or job.get("executionArn") != detail.get("executionArn"):
+        logger.info("not a job's own execution; ignored", extra={"executionArn": detail.get("executionArn")})
+        return None
+    return job
+
+
 def close(detail: dict[str, Any]) -> bool:
     """Close the execution's job if it is still ``RUNNING``; True if this call closed it."""
     outcome = OUTCOMES.get(str(detail.get("status")))
-    job_id = _job_id(detail)
-    if outcome is None or job_id is None:
+    if outcome is None:
         return False
-    job = jobs.get(job_id, consistent=True)
-    # Only the execution the job names: never a Distributed Map's child or an earlier attempt.
-    if job is None or job.get("executionArn") != detail.get("executionArn"):
-        logger.info("not a job's own execution; ignored", extra={"executionArn": detail.get("executionArn")})
+    job = _own_job(detail)
+    if job is None:
         return False
+    job_id = job["jobId"]
     status, code, message = outcome
     error = {"code": code, "message": message}
     if detail.get("error"):
@@ -74,8 +82,7 @@ def close(detail: dict[str, Any]) -> bool:
 
 
 def record_handler(record: SQSRecord) -> None:
-    event = json.loads(record.body)
-    close(event.get("detail") or {})
+    close(json.loads(record.body).get("detail") or {})
 
 
 @logger.inject_lambda_context(clear_state=True)

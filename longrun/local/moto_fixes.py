@@ -354,15 +354,31 @@ def _executions_announce_their_status() -> None:
         except Exception:  # EventBridge delivery is asynchronous on AWS: it never fails an execution
             log.exception("could not announce the status of %s", execution.exec_arn)
 
+    # EventBridge delivers asynchronously: events go out from one thread, in the order they happen,
+    # so neither StartExecution nor an execution's end waits for the rules and their targets.
+    import queue
+
+    outbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
+
+    def deliver() -> None:
+        while True:
+            announce(outbox.get())
+
+    threading.Thread(target=deliver, name="execution-status-events", daemon=True).start()
+
+    def snapshot(execution: Any) -> Any:
+        """What the event says, as it was when the status changed (the execution object moves on)."""
+        return copy.copy(execution)
+
     start, terminated = Execution.start, BaseExecutionWorkerCommunication.terminated
 
     def started(self: Any) -> None:
         start(self)
-        announce(self)
+        outbox.put(snapshot(self))
 
     def ended(self: Any) -> None:
         terminated(self)
-        announce(self.execution)
+        outbox.put(snapshot(self.execution))
 
     Execution.start = started
     BaseExecutionWorkerCommunication.terminated = ended
