@@ -13,20 +13,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from longrun.operator import OperatorError, client, output
+from longrun.operator import OperatorError, client, job_item, output
 
 FINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"})
 POLL_SECONDS = 1.0
 
 
 def _job(stack: str, job_id: str) -> dict[str, Any]:
-    item = (
-        client("dynamodb")
-        .get_item(TableName=output(stack, "JobsTableName"), Key={"jobId": {"S": job_id}}, ConsistentRead=True)
-        .get("Item")
-    )
-    if item is None:
-        raise OperatorError(f"no job {job_id}")
+    item = job_item(stack, job_id)
     if item.get("type", {}).get("S") != "build":
         raise OperatorError(f"job {job_id} is a {item.get('type', {}).get('S')} job; only builds have a log")
     return {"projectId": item["projectId"]["S"], "status": item["status"]["S"]}

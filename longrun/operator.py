@@ -44,3 +44,15 @@ def output(stack: str, name: str) -> str:
     if name not in outputs:
         raise OperatorError(f"stack {stack!r} has no output {name}: is it a longrun stack of this version?")
     return outputs[name]
+
+
+def job_item(stack: str, job_id: str) -> dict[str, Any]:
+    """The job's item in the stack's jobs table (DynamoDB's typed form), or :class:`OperatorError`."""
+    item = (
+        client("dynamodb")
+        .get_item(TableName=output(stack, "JobsTableName"), Key={"jobId": {"S": job_id}}, ConsistentRead=True)
+        .get("Item")
+    )
+    if item is None:
+        raise OperatorError(f"no job {job_id}")
+    return item

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from longrun.operator import OperatorError, client, output, stack_outputs
+from longrun.operator import OperatorError, client, job_item, stack_outputs
 
 # History event types, by what they mean for the state being run.
 _ATTEMPT = re.compile(r"^(LambdaFunction|Task|Activity)Scheduled$")
@@ -130,12 +130,8 @@ def timeline(execution_arn: str, events: list[dict[str, Any]]) -> Timeline:
 
 
 def _execution_of(stack: str, job_id: str) -> str:
-    item = (
-        client("dynamodb")
-        .get_item(TableName=output(stack, "JobsTableName"), Key={"jobId": {"S": job_id}}, ConsistentRead=True)
-        .get("Item")
-    )
-    if item is None or "executionArn" not in item:
+    item = job_item(stack, job_id)
+    if "executionArn" not in item:
         raise OperatorError(f"no job {job_id}")
     return item["executionArn"]["S"]
 

@@ -70,6 +70,12 @@ def run(cloud: Any, project_id: str, timeout: float = 60, **params: Any) -> tupl
     return wait_for_status(cloud, job["jobId"], USER), stored
 
 
+def operator_env(cloud: Any) -> dict[str, str]:
+    """What `longrun local up` tells an operator to export: the standard AWS environment, pointed here."""
+    return {**os.environ, "AWS_ENDPOINT_URL": cloud.aws, "AWS_REGION": "us-east-1",
+            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # fmt: skip
+
+
 # --- the happy path -------------------------------------------------------------------------------
 
 
@@ -112,13 +118,7 @@ def test_log_lines_arrive_in_order_and_a_flood_is_batched(local_cloud, project):
 
 def test_the_log_is_in_cloudwatch_and_longrun_logs_reads_it(local_cloud, project):
     job, _ = run(local_cloud, project, command="echo one; echo; echo three")
-    env = {
-        **os.environ,
-        "AWS_ENDPOINT_URL": local_cloud.aws,
-        "AWS_REGION": "us-east-1",
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-    }
+    env = operator_env(local_cloud)
     cli = [sys.executable, "-m", "longrun.cli", "logs", job["jobId"]]
     out = subprocess.run(cli, capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -405,8 +405,7 @@ def test_a_build_stopped_behind_the_apis_back_is_cancelled_and_killed(local_clou
 def test_ops_history_and_list_show_a_failed_build(local_cloud, project):
     job, _ = run(local_cloud, project, command="echo going; exit 4")
     assert job["links"]["console"].endswith(job["executionArn"]) and job["links"]["console"].startswith("https://")
-    env = {**os.environ, "AWS_ENDPOINT_URL": local_cloud.aws, "AWS_REGION": "us-east-1",
-           "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # fmt: skip
+    env = operator_env(local_cloud)
     ops = [sys.executable, "-m", "longrun.cli", "ops"]
     out = subprocess.run([*ops, "history", job["jobId"], "--json"], capture_output=True, text=True, env=env, timeout=60)
     assert out.returncode == 0, out.stderr
