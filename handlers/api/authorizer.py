@@ -9,12 +9,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from core.observability import append_job_keys, logger, tracer
 from core.tokens import InvalidToken, user_of
-
-logger = Logger()
 
 
 def stage_wildcard(method_arn: str) -> str:
@@ -36,6 +34,7 @@ def allow(user_id: str, resource: str) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     try:
         user_id = user_of(event.get("authorizationToken"))
@@ -43,4 +42,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         logger.info("token refused", extra={"reason": str(e)})
         # API Gateway answers 401 for exactly this message.
         raise Exception("Unauthorized") from None
+    append_job_keys(userId=user_id)
     return allow(user_id, stage_wildcard(event["methodArn"]))

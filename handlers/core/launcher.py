@@ -10,7 +10,7 @@ import json
 import re
 from typing import Any
 
-from core import aws, publisher
+from core import aws, observability, publisher
 from core.clock import now_iso
 
 
@@ -44,7 +44,11 @@ def new_job(
 
 
 def start_execution(job: dict[str, Any], machine: str, extra: dict[str, Any] | None = None) -> None:
-    """Start the job's execution; a job whose start fails is closed ``FAILED`` (and the error re-raised)."""
+    """Start the job's execution; a job whose start fails is closed ``FAILED`` (and the error re-raised).
+
+    ``JobsStarted`` counts the jobs whose execution started; one that could not start counts only
+    in ``JobsFinished`` (``FAILED``).
+    """
     try:
         aws.client("stepfunctions").start_execution(
             stateMachineArn=machine,
@@ -52,6 +56,8 @@ def start_execution(job: dict[str, Any], machine: str, extra: dict[str, Any] | N
             input=json.dumps(
                 {
                     "jobId": job["jobId"],
+                    # Every step logs it (core.observability): its lines lead to the execution.
+                    "executionArn": job["executionArn"],
                     "userId": job["userId"],
                     "projectId": job.get("projectId"),
                     "type": job["type"],
@@ -63,3 +69,5 @@ def start_execution(job: dict[str, Any], machine: str, extra: dict[str, Any] | N
     except Exception:
         publisher.finish(job, "FAILED", error={"code": "StartFailed", "message": "the job could not be started"})
         raise
+    # Every start passes here (POST /jobs, the upload and Start Job triggers): counted once each.
+    observability.job_started(job)

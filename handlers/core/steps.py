@@ -10,13 +10,11 @@ import functools
 from collections.abc import Callable
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from core import publisher
 from core.errors import TransientError
-
-logger = Logger(child=True)
+from core.observability import append_job_keys
 
 # botocore error codes that mean "try again": the state machine's Retry handles ``TransientError``.
 _TRANSIENT_CODES = frozenset(
@@ -53,7 +51,7 @@ def job_step(
     def decorate(fn: Handler) -> Handler:
         @functools.wraps(fn)
         def wrapper(event: dict[str, Any], context: Any) -> Any:
-            logger.append_keys(jobId=event.get("jobId"), userId=event.get("userId"), step=name)
+            append_job_keys(event, step=name)
             started = publisher.progress(event, name, "STARTED") if starts is None or starts(event) else None
             seq = started["seq"] if started else None
             try:

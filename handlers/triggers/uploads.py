@@ -14,7 +14,6 @@ import json
 import uuid
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -22,8 +21,8 @@ from botocore.exceptions import ClientError
 
 from core import aws, jobs, launcher, paths, projects, sync_requests
 from core.config import settings, state_machine_arn
+from core.observability import append_job_keys, logger, tracer
 
-logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS)
 
 SYNC_PARAMS = {"direction": "s3-to-efs", "delete": False}
@@ -34,6 +33,7 @@ def _start_sync(job_id: str, user_id: str, project_id: str) -> None:
     if machine is None:
         raise RuntimeError("SYNC_STATE_MACHINE_ARN is not set")
     job = launcher.new_job(job_id, user_id, "sync", project_id, dict(SYNC_PARAMS), machine)
+    append_job_keys(job)
     try:
         jobs.put_new(job)
         launcher.start_execution(job, machine, {"origin": "upload"})
@@ -65,6 +65,7 @@ def _written_by_longrun(key: str) -> bool:
 
 
 def record_handler(record: SQSRecord) -> None:
+    append_job_keys()  # nothing of the batch's previous record
     event = json.loads(record.body)
     key = str(event.get("detail", {}).get("object", {}).get("key", ""))
     project_id = key.removeprefix("projects/").partition("/")[0]
@@ -83,6 +84,7 @@ def record_handler(record: SQSRecord) -> None:
         logger.warning("upload to a project that does not exist; ignored", extra={"projectId": project_id[:64]})
         return
     joined = sync_requests.join(project_id, project["userId"], path, uuid.uuid4().hex)
+    append_job_keys(jobId=joined.job_id, userId=project["userId"])
     if joined.started_here:
         _start_sync(joined.job_id, project["userId"], project_id)
     else:
@@ -90,6 +92,7 @@ def record_handler(record: SQSRecord) -> None:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     _projects_seen.clear()
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

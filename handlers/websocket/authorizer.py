@@ -7,15 +7,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from core.observability import append_job_keys, logger, tracer
 from core.tokens import InvalidToken, user_of
-
-logger = Logger()
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     token = (event.get("queryStringParameters") or {}).get("token")
     try:
@@ -23,6 +22,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     except InvalidToken as e:
         logger.info("token refused", extra={"reason": str(e)})
         raise Exception("Unauthorized") from None
+    append_job_keys(userId=user_id)
     return {
         "principalId": user_id,
         "policyDocument": {

@@ -10,13 +10,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core import connections, jobs, projects, publisher
 from core.errors import ApiError, NotFound, ValidationError
-
-logger = Logger()
+from core.observability import append_job_keys, logger, tracer
 
 MAX_MESSAGE_BYTES = 32 * 1024
 _ID_FIELDS = ("jobId", "projectId")
@@ -76,6 +74,8 @@ def _replies(connection_id: str, user_id: str, body: str | None) -> list[dict[st
     if not isinstance(message, dict):
         raise ValidationError("messages must be JSON objects with an action")
     action = message.get("action")
+    if "jobId" in message:  # the job asked about, whoever owns it (a stranger's id is refused below)
+        append_job_keys(userId=user_id, jobId=message["jobId"])
     if action == "ping":
         return [{"type": "pong"}]
     if action == "subscribe":
@@ -86,11 +86,13 @@ def _replies(connection_id: str, user_id: str, body: str | None) -> list[dict[st
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     connection_id = event["requestContext"]["connectionId"]
     record = connections.connection(connection_id)
     if record is None:
         return {"statusCode": 410}
+    append_job_keys(userId=record["userId"])
     try:
         replies = _replies(connection_id, record["userId"], event.get("body"))
     except ApiError as e:

@@ -7,7 +7,10 @@
   DefinitionSubstitutions, every task retries, every task but notify catches, and cfn-lint's
   state machine checks pass on it;
 - IAM is least privilege: no wildcard actions, Resource "*" only where AWS offers nothing narrower;
-- every function's Handler names a file under handlers/.
+- every function's Handler names a file under handlers/, whose handler logs and traces with Powertools;
+- observability: every state machine logs (without execution data) and traces, every dead-letter
+  queue and every function has an alarm that notifies the alarm topic, and the dashboard is JSON
+  that names only metrics and resources that exist.
 """
 
 from __future__ import annotations
@@ -70,6 +73,10 @@ ALLOWED_TYPES = {
     "AWS::ApplicationAutoScaling::ScalableTarget",
     "AWS::ApplicationAutoScaling::ScalingPolicy",
     "AWS::CloudWatch::Alarm",
+    # Monitoring (alarms above too): created in the local cloud's CloudWatch and SNS, never evaluated.
+    "AWS::CloudWatch::Dashboard",
+    "AWS::SNS::Topic",
+    "AWS::SNS::Subscription",
 }
 # The intrinsics the local cloud resolves (Conditions may use Equals/Not/And/Or).
 ALLOWED_INTRINSICS = {"Ref", "Fn::GetAtt", "Fn::Sub", "Fn::Join", "Fn::Select", "Fn::If", "Fn::Split"}
@@ -498,3 +505,255 @@ def test_handler_resolves_to_a_file(function: str, handler: str) -> None:
     path = HANDLERS.joinpath(*module.split(".")).with_suffix(".py")
     assert path.is_file(), f"{function}: {handler} -> {path.relative_to(REPO)} does not exist"
     assert _defines(path, attribute), f"{function}: {path.relative_to(REPO)} defines no {attribute!r}"
+
+
+# ------------------------------------------------------------------------------------ 6. observability
+OPERATIONS_DOC = REPO / "docs" / "operations.md"
+# The metrics the dashboard and alarms may name in AWS's namespaces (as AWS documents them).
+AWS_METRICS = {
+    "AWS/States": {"ExecutionsStarted", "ExecutionsSucceeded", "ExecutionsFailed", "ExecutionsTimedOut",
+                   "ExecutionsAborted", "ExecutionThrottled", "ExecutionTime"},
+    "AWS/SQS": {"ApproximateNumberOfMessagesVisible", "ApproximateNumberOfMessagesNotVisible",
+                "ApproximateAgeOfOldestMessage", "NumberOfMessagesSent", "NumberOfMessagesReceived"},
+    "AWS/Lambda": {"Invocations", "Errors", "Throttles", "Duration", "ConcurrentExecutions"},
+}  # fmt: skip
+# What each AWS dimension names, as a template reference: StateMachineArn is a machine's Ref, and so on.
+DIMENSION_REFERENCES = {
+    "StateMachineArn": ("AWS::Serverless::StateMachine", None),
+    "QueueName": ("AWS::SQS::Queue", "QueueName"),
+    "FunctionName": ("AWS::Serverless::Function", None),
+}
+SUB_PLACEHOLDER = re.compile(r"\$\{([A-Za-z0-9_:.]+)\}")
+SEARCH = re.compile(r"SEARCH\('\{([^}]*)\}\s+MetricName=\"(\w+)\"")
+ALARM_TOPIC = {"Ref": "AlarmTopic"}
+# Where a template names a dead-letter target: (key, the key under it that holds the ARN).
+DEAD_LETTER_KEYS = (("deadLetterTargetArn", None), ("DeadLetterConfig", "Arn"), ("DeadLetterQueue", "TargetArn"))
+
+
+def _resources(kind: str) -> dict[str, dict[str, Any]]:
+    return {n: r for n, r in sam_template()["Resources"].items() if r["Type"] == kind}
+
+
+def _referenced(value: Any) -> str | None:
+    """The logical id a ``Ref`` or ``Fn::GetAtt`` names."""
+    if isinstance(value, dict) and "Ref" in value:
+        return value["Ref"]
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        target = value["Fn::GetAtt"]
+        return target[0] if isinstance(target, list) else target.split(".")[0]
+    return None
+
+
+def _dead_letter_queues() -> set[str]:
+    """Every queue that parks what failed: a redrive target, a rule's or a function's dead-letter
+    target, or a queue named as one (so that a new one cannot slip by unreferenced)."""
+    queues = set(_resources("AWS::SQS::Queue"))
+    found = {q for q in queues if "DeadLetter" in q}
+    for node in _walk(sam_template()["Resources"]):
+        for key, inner in DEAD_LETTER_KEYS:
+            if key in node:
+                value = node[key][inner] if inner and isinstance(node[key], dict) else node[key]
+                if _referenced(value) in queues:
+                    found.add(_referenced(value))
+    return found
+
+
+def _notifies_alarm_topic(props: dict[str, Any]) -> bool:
+    return ALARM_TOPIC in props.get("AlarmActions", []) and ALARM_TOPIC in props.get("OKActions", [])
+
+
+def _alarm_metrics(props: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(namespace, metric name, dimensions) of each metric an alarm reads, single metric or metric math."""
+    if "MetricName" in props:
+        dims = {d["Name"]: d["Value"] for d in props.get("Dimensions", [])}
+        return [(props["Namespace"], props["MetricName"], dims)]
+    out = []
+    for query in props.get("Metrics", []):
+        if "MetricStat" in query:
+            metric = query["MetricStat"]["Metric"]
+            dims = {d["Name"]: d["Value"] for d in metric["Dimensions"]}
+            out.append((metric["Namespace"], metric["MetricName"], dims))
+    return out
+
+
+def test_functions_trace_and_keep_responses_out_of_traces() -> None:
+    template = sam_template()
+    function_globals = template["Globals"]["Function"]
+    assert function_globals["Tracing"] == "Active"
+    variables = function_globals["Environment"]["Variables"]
+    assert variables["POWERTOOLS_TRACER_CAPTURE_RESPONSE"] == "false", "job results and user data stay out of X-Ray"
+    assert variables["POWERTOOLS_SERVICE_NAME"] and variables["POWERTOOLS_METRICS_NAMESPACE"]
+    for name, resource in _resources("AWS::Serverless::Function").items():
+        assert resource["Properties"].get("Tracing", "Active") == "Active", name
+    assert template["Resources"]["RestApi"]["Properties"]["TracingEnabled"] is True
+
+
+def test_every_state_machine_logs_without_execution_data_and_traces() -> None:
+    resources = sam_template()["Resources"]
+    roles = translated()["Resources"]
+    machines = _resources("AWS::Serverless::StateMachine")
+    assert machines
+    for name, machine in machines.items():
+        props = machine["Properties"]
+        logging = props["Logging"]
+        assert logging["Level"] in ("ERROR", "ALL"), name
+        # Inputs and outputs hold user data (parameters, repository URLs, results): never logged.
+        assert logging["IncludeExecutionData"] is False, name
+        (destination,) = logging["Destinations"]
+        group = _referenced(destination["CloudWatchLogsLogGroup"]["LogGroupArn"])
+        group_props = resources[group]["Properties"]
+        assert group_props["LogGroupName"]["Fn::Sub"].startswith("/aws/vendedlogs/states/"), name
+        assert group_props["RetentionInDays"] == {"Ref": "LogRetentionDays"}, name
+        assert props["Tracing"] == {"Enabled": True}, name
+        # The role can deliver the logs (vended-log delivery) and the traces.
+        role = roles[f"{name}Role"]["Properties"]
+        actions = {
+            action
+            for policy in role.get("Policies", [])
+            for statement in _as_list(policy["PolicyDocument"]["Statement"])
+            for action in _as_list(statement["Action"])
+        }
+        assert {"logs:CreateLogDelivery", "logs:PutResourcePolicy", "logs:DescribeLogGroups"} <= actions, name
+        xray_managed = any("AWSXrayWriteOnlyAccess" in json.dumps(a) for a in role.get("ManagedPolicyArns", []))
+        assert xray_managed or "xray:PutTraceSegments" in actions, name
+
+
+def test_every_dead_letter_queue_has_an_alarm_that_notifies() -> None:
+    dead_letters = _dead_letter_queues()
+    assert {"UploadEventsDeadLetterQueue", "BuildDeadLetterQueue", "ExecutionEventsDeadLetterQueue"} <= dead_letters
+    watched = {}
+    for name, alarm in _resources("AWS::CloudWatch::Alarm").items():
+        props = alarm["Properties"]
+        for namespace, metric, dims in _alarm_metrics(props):
+            if (namespace, metric) == ("AWS/SQS", "ApproximateNumberOfMessagesVisible") and _notifies_alarm_topic(
+                props
+            ):
+                assert props["ComparisonOperator"] == "GreaterThanThreshold" and props["Threshold"] == 0, name
+                watched[_referenced(dims["QueueName"])] = name
+    missing = dead_letters - set(watched)
+    assert not missing, f"dead-letter queues without an alarm: {sorted(missing)}"
+
+
+def test_failed_timed_out_and_throttled_executions_of_every_state_machine_alarm() -> None:
+    machines = set(_resources("AWS::Serverless::StateMachine"))
+    seen: dict[str, set[str]] = {"ExecutionsFailed": set(), "ExecutionsTimedOut": set(), "ExecutionThrottled": set()}
+    for alarm in _resources("AWS::CloudWatch::Alarm").values():
+        props = alarm["Properties"]
+        for namespace, metric, dims in _alarm_metrics(props):
+            if namespace == "AWS/States" and metric in seen and _notifies_alarm_topic(props):
+                seen[metric].add(_referenced(dims["StateMachineArn"]))
+    for metric, watched in seen.items():
+        assert watched == machines, f"{metric}: {sorted(machines - watched)} not watched"
+
+
+def test_every_function_is_in_exactly_one_throttles_alarm() -> None:
+    functions = set(_resources("AWS::Serverless::Function"))
+    watched: list[str] = []
+    for name, alarm in _resources("AWS::CloudWatch::Alarm").items():
+        props = alarm["Properties"]
+        metrics = _alarm_metrics(props)
+        # CloudWatch takes at most 10 metrics in an alarm's metric math.
+        assert len(metrics) <= 10, f"{name} reads {len(metrics)} metrics"
+        throttles = [_referenced(d["FunctionName"]) for ns, m, d in metrics if (ns, m) == ("AWS/Lambda", "Throttles")]
+        if throttles:
+            assert _notifies_alarm_topic(props), name
+            watched += throttles
+    assert sorted(watched) == sorted(functions), "each function once: " + ", ".join(sorted(functions ^ set(watched)))
+
+
+def test_every_alarm_notifies_the_topic_or_scales_and_the_runbook_explains_it() -> None:
+    template = sam_template()
+    policies = set(_resources("AWS::ApplicationAutoScaling::ScalingPolicy"))
+    doc = OPERATIONS_DOC.read_text()
+    assert "## Alarms" in doc
+    runbook = doc.split("## Alarms", 1)[1]
+    for name, alarm in _resources("AWS::CloudWatch::Alarm").items():
+        props = alarm["Properties"]
+        actions = {_referenced(a) for a in props.get("AlarmActions", [])}
+        if actions and actions <= policies:
+            continue  # the build workers' scaling, not an operator's page
+        assert _notifies_alarm_topic(props), f"{name} must notify AlarmTopic when it fires and when it recovers"
+        assert props["TreatMissingData"] == "notBreaching", f"{name}: a quiet stack sends no data"
+        assert name in runbook, f"docs/operations.md, Alarms: say what {name} means and what to do"
+    subscription = template["Resources"]["AlarmEmailSubscription"]
+    assert subscription["Condition"] == "HasAlarmEmail"
+    assert subscription["Properties"]["TopicArn"] == {"Ref": "AlarmTopic"}
+
+
+def _emitted_metrics() -> tuple[set[str], set[str]]:
+    """Metric names and dimension names the handlers' code emits (``name="…"`` in a metric call)."""
+    names, dimensions = set(), {"service"}  # Powertools adds ``service`` (POWERTOOLS_SERVICE_NAME)
+    for path in HANDLERS.rglob("*.py"):
+        text = path.read_text()
+        names |= set(re.findall(r"(?:single_metric|add_metric)\(\s*name=\"(\w+)\"", text))
+        dimensions |= set(re.findall(r"add_dimension\(name=\"(\w+)\"", text))
+    return names, dimensions
+
+
+def _dashboard() -> tuple[dict[str, Any], list[str]]:
+    (dashboard,) = _resources("AWS::CloudWatch::Dashboard").values()
+    text = dashboard["Properties"]["DashboardBody"]["Fn::Sub"]
+    assert isinstance(text, str), "DashboardBody is one !Sub string"
+    placeholders = SUB_PLACEHOLDER.findall(text)
+    body = json.loads(SUB_PLACEHOLDER.sub(lambda m: f"SUB:{m.group(1)}", text))
+    return body, placeholders
+
+
+def test_the_dashboard_is_json_and_names_only_what_exists() -> None:
+    template = sam_template()
+    resources = template["Resources"]
+    body, placeholders = _dashboard()
+    for placeholder in placeholders:
+        logical_id, _, attribute = placeholder.partition(".")
+        if logical_id.startswith("AWS::"):
+            assert logical_id in {"AWS::Region", "AWS::StackName", "AWS::AccountId", "AWS::Partition"}, placeholder
+        else:
+            assert logical_id in resources or (not attribute and logical_id in template["Parameters"]), placeholder
+    namespace = template["Globals"]["Function"]["Environment"]["Variables"]["POWERTOOLS_METRICS_NAMESPACE"]
+    emitted, emitted_dimensions = _emitted_metrics()
+    assert {"JobsStarted", "JobsFinished", "JobDuration"} <= emitted
+    named: dict[str, set[str]] = {}  # metric name → the resources it is drawn for
+    widgets = [w for w in body["widgets"] if w["type"] == "metric"]
+    assert widgets
+    for widget in widgets:
+        assert widget["properties"]["region"] == "SUB:AWS::Region"
+        for entry in widget["properties"]["metrics"]:
+            if isinstance(entry[0], dict):  # [{"expression": "SEARCH(...)"}]
+                match = SEARCH.search(entry[0]["expression"])
+                assert match, entry
+                schema, metric = [s.strip() for s in match.group(1).split(",")], match.group(2)
+                if schema[0] == namespace:
+                    assert metric in emitted, f"{metric}: no handler emits it"
+                    assert set(schema[1:]) <= emitted_dimensions, f"{metric}: dimensions {schema[1:]}"
+                else:
+                    assert metric in AWS_METRICS[schema[0]], f"{schema[0]} {metric}"
+                named.setdefault(metric, set())
+                continue
+            ns, metric, *rest = entry
+            dims = [d for d in rest if not isinstance(d, dict)]
+            assert metric in AWS_METRICS.get(ns, set()), f"{ns} {metric}"
+            for dimension, value in zip(dims[::2], dims[1::2], strict=True):
+                kind, attribute = DIMENSION_REFERENCES[dimension]
+                logical_id, _, used = value.removeprefix("SUB:").partition(".")
+                assert resources[logical_id]["Type"] == kind, f"{dimension}={value}"
+                assert (used or None) == attribute, f"{dimension}={value}"
+                named.setdefault(metric, set()).add(logical_id)
+    assert {"JobsStarted", "JobsFinished", "JobDuration"} <= set(named)
+    assert named["ExecutionsStarted"] == set(_resources("AWS::Serverless::StateMachine"))
+    assert named["ExecutionsFailed"] == set(_resources("AWS::Serverless::StateMachine"))
+    assert named["ApproximateNumberOfMessagesVisible"] >= _dead_letter_queues() | {"BuildQueue"}
+    assert {"Errors", "Throttles", "Duration"} <= set(named), "the functions' health"
+
+
+def test_the_handlers_log_and_trace_with_powertools() -> None:
+    """Every function's handler injects the Lambda context into its logs and is traced."""
+    for function, handler in _handlers():
+        module, _, attribute = handler.rpartition(".")
+        path = HANDLERS.joinpath(*module.split(".")).with_suffix(".py")
+        tree = ast.parse(path.read_text(), filename=str(path))
+        (node,) = [n for n in tree.body if isinstance(n, ast.FunctionDef) and n.name == attribute]
+        decorators = [ast.unparse(d) for d in node.decorator_list]
+        assert any(d.startswith("logger.inject_lambda_context") for d in decorators), f"{function}: {decorators}"
+        assert "tracer.capture_lambda_handler" in decorators, f"{function}: {decorators}"
+        imports = [n for n in tree.body if isinstance(n, ast.ImportFrom) and n.module == "core.observability"]
+        assert imports, f"{function}: logger and tracer come from core.observability"

@@ -122,8 +122,9 @@ class Aws:
 
 
 # IAM roles and log groups are a third of a build's time in moto, and no handler reads them (IAM is
-# not enforced in process; tests/infra checks the policies). Everything else is created for real.
-NOT_READ_BY_HANDLERS = frozenset({"iam", "logs"})
+# not enforced in process; tests/infra checks the policies), nor the alarms, dashboard and alarm
+# topic (test_local_policy_and_intrinsics creates those for real). Everything else is created for real.
+NOT_READ_BY_HANDLERS = frozenset({"iam", "logs", "cloudwatch", "sns"})
 
 
 class _Discard:

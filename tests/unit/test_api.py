@@ -133,6 +133,7 @@ def test_create_project_is_accepted_at_once(aws):
     )
     assert execution_input == {
         "jobId": job_id,
+        "executionArn": body["executionArn"],  # every step logs it (core.observability)
         "userId": USER,
         "projectId": body["projectId"],
         "type": "create-project",

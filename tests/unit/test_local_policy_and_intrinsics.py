@@ -4,9 +4,11 @@ and refusing a template it cannot emulate."""
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import pytest
+from moto import mock_aws
 
 from longrun.local.intrinsics import Resolver, Unsupported
 from longrun.local.rest_front import _allows
@@ -195,7 +197,7 @@ def test_unsupported_functions_are_refused_loudly(resolver, function):
 
 def test_an_unsupported_resource_type_is_refused_by_name(translated, tmp_path):
     template = copy.deepcopy(translated)
-    template.template["Resources"]["AlertsTopic"] = {"Type": "AWS::SNS::Topic", "Properties": {}}
+    template.template["Resources"]["Database"] = {"Type": "AWS::RDS::DBInstance", "Properties": {}}
     template.template["Resources"]["Stream"] = {"Type": "AWS::Kinesis::Stream", "Properties": {}}
 
     def no_aws(service: str) -> Any:
@@ -212,7 +214,7 @@ def test_an_unsupported_resource_type_is_refused_by_name(translated, tmp_path):
             aws=no_aws,
         )
     message = str(refused.value)
-    assert "AlertsTopic (AWS::SNS::Topic)" in message
+    assert "Database (AWS::RDS::DBInstance)" in message
     assert "Stream (AWS::Kinesis::Stream)" in message
 
 
@@ -238,3 +240,38 @@ def test_a_parameter_without_default_must_be_given(translated, tmp_path):
             websocket_management_base="https://abc.execute-api.us-east-1.amazonaws.com",
             aws=lambda service: None,
         )
+
+
+def test_alarms_dashboard_and_alarm_topic_are_created_where_operators_look(translated, tmp_path, boto_session):
+    """``aws cloudwatch describe-alarms`` and the dashboard work against the local cloud as on AWS."""
+    with mock_aws():
+        clients: dict[str, Any] = {}
+
+        def client(service: str) -> Any:
+            return clients.setdefault(service, boto_session.client(service, region_name="us-east-1"))
+
+        stack = StackBuilder(
+            copy.deepcopy(translated),
+            stack_name="unit",
+            region="us-east-1",
+            parameters={"StageName": "test", "VpcId": "vpc-1", "SubnetIds": "subnet-a,subnet-b"},
+            data_dir=tmp_path,
+            websocket_management_base="https://abc.execute-api.us-east-1.amazonaws.com",
+            aws=client,
+        ).build()
+        topic = stack.outputs["AlarmTopicArn"]
+        assert topic in client("sns").list_topics()["Topics"][0].values()
+        assert client("sns").list_subscriptions()["Subscriptions"] == [], "no AlarmEmail, no subscription"
+
+        alarms = {a["AlarmName"]: a for a in client("cloudwatch").describe_alarms()["MetricAlarms"]}
+        dead_letters = [a for a in alarms.values() if a.get("MetricName") == "ApproximateNumberOfMessagesVisible"]
+        assert len(dead_letters) >= 3 and all(a["AlarmActions"] == [topic] for a in dead_letters)
+        failed = next(a for name, a in alarms.items() if "FailedExecutionsAlarm" in name)
+        assert failed["Threshold"] == 5 and failed["OKActions"] == [topic]
+        assert {m["Id"] for m in failed["Metrics"]} >= {"failed", "createProject", "build"}
+
+        (dashboard,) = client("cloudwatch").list_dashboards()["DashboardEntries"]
+        assert dashboard["DashboardName"] == "unit"
+        body = json.loads(client("cloudwatch").get_dashboard(DashboardName="unit")["DashboardBody"])
+        assert "${" not in json.dumps(body), "every substitution resolved"
+        assert stack.outputs["DashboardUrl"].endswith("#dashboards/dashboard/unit")

@@ -14,15 +14,14 @@ import os
 import stat
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core import builds
 from core.paths import PathError, check_relative_path
 from core.steps import job_step
 from steps.project.workspace import workspace_dir
+from core.observability import logger, tracer
 
-logger = Logger()
 
 MAX_PROJECT_FILE_BYTES = 64 * 1024
 MAX_ARTIFACT_GLOBS = 20
@@ -101,6 +100,7 @@ def build_settings(project_id: str, params: dict[str, Any]) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 @job_step("prepare", summary=lambda r: {"command": r["command"][:200], "artifacts": r["artifacts"]})
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settled = build_settings(event["projectId"], event["params"])

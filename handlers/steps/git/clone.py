@@ -15,16 +15,14 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core import config, git_input, locks, publisher
+from core.observability import logger, tracer
 from core.steps import job_step
 from steps.git import runner
 from steps.git.credentials import askpass_for
 from steps.project.workspace import workspace_dir, workspace_name
-
-logger = Logger()
 
 SAFETY_MARGIN_SECONDS = 15  # left to clean up before the function's own timeout
 
@@ -53,6 +51,7 @@ def _check_resolved(url: git_input.RepoUrl, allowed: frozenset[str]) -> None:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 @job_step("clone", summary=lambda r: {"commit": r["commit"], "branch": r["branch"]})
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     params, project_id, job_id = event["params"], event["projectId"], event["jobId"]

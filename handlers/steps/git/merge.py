@@ -19,17 +19,15 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core import config, git_input, locks
 from core.errors import StepErrorWithDetails
+from core.observability import logger, tracer
 from core.steps import job_step
 from steps.git import runner
 from steps.git.credentials import askpass_for
 from steps.project.workspace import workspace_dir
-
-logger = Logger()
 
 FLOWS = {
     "feature-finish": ("feature/{name}", "develop", False),
@@ -91,6 +89,7 @@ def _merge(git: _Git, source: str, target: str, strategy: str, message: str) -> 
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 @job_step("merge", summary=lambda r: {"commit": r["commit"], "target": r["target"]})
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     params = event["params"]

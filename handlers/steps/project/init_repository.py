@@ -13,16 +13,14 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core import aws
 from core.config import settings
+from core.observability import logger, tracer
 from core.steps import job_step
 from steps.project import git
 from steps.project.workspace import s3_prefix, staging_dir, workspace_dir, workspace_name
-
-logger = Logger()
 
 DEFAULT_BRANCH = "main"
 
@@ -64,6 +62,7 @@ def _result(project_id: str, repo: Path) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 @job_step("init-repository", summary=lambda r: {"commit": r["commit"], "branches": r["branches"]})
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     project_id, job_id = event["projectId"], event["jobId"]

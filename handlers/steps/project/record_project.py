@@ -4,18 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core import aws, projects
 from core.clock import now_iso
 from core.config import settings
+from core.observability import logger, tracer
 from core.steps import job_step
-
-logger = Logger()
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 @job_step("record-project", summary=lambda r: {"projectId": r["projectId"]})
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     params, repository = event["params"], event["repository"]

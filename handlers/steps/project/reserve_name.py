@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
@@ -17,12 +16,12 @@ from core import aws, projects
 from core.clock import now_iso
 from core.config import settings
 from core.errors import NameTaken
+from core.observability import logger, tracer
 from core.steps import job_step
-
-logger = Logger()
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 @job_step("reserve-name", summary=lambda r: {"name": r["name"]})
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     name = event["params"]["name"]

@@ -11,17 +11,15 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from core import aws, projects
 from core.config import settings
+from core.observability import logger, tracer
 from core.steps import job_step
 from steps.project import git
 from steps.project.workspace import s3_prefix, staging_dir, workspace_dir
-
-logger = Logger()
 
 
 def _release_name(event: dict[str, Any]) -> bool:
@@ -55,6 +53,7 @@ def _delete_prefix(prefix: str) -> int:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 @job_step("undo", summary=lambda r: r)
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     project_id = event["projectId"]

@@ -5,19 +5,18 @@ from __future__ import annotations
 import mimetypes
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core import aws, sync_requests
 from core.config import settings
+from core.observability import logger, tracer
 from core.steps import job_step
 from steps.project import scaffold
 from steps.project.workspace import s3_prefix
 
-logger = Logger()
-
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 @job_step("write-scaffold", summary=lambda r: {"files": r["files"], "s3Prefix": r["s3Prefix"]})
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     params = event["params"]

@@ -13,20 +13,20 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core import locks, publisher, sync_requests
+from core.observability import append_job_keys, logger, tracer
 from steps.sync import work
-
-logger = Logger()
 
 WAIT_FOR_PROJECT_SECONDS = 2  # how often a queued sync asks again
 INLINE_KEYS_BYTES = 16 * 1024  # uploaded keys up to this size ride in the state (its limit is 256 KiB)
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    append_job_keys(event)
     job_id, project_id = event["jobId"], event["projectId"]
     before = event.get("listing") or {}
     if event.get("origin") == "upload" and (quiet_in := sync_requests.quiet_in(project_id, job_id)) > 0:

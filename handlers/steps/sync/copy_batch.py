@@ -18,7 +18,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from boto3.s3.transfer import TransferConfig
 from botocore.exceptions import ClientError
@@ -26,12 +25,11 @@ from botocore.exceptions import ClientError
 from core import aws, locks, publisher, sync_requests
 from core.config import settings
 from core.errors import TransientError
+from core.observability import append_job_keys, logger, tracer
 from steps.project.workspace import workspace_dir
 from steps.sync import work
 from steps.sync.files import Collision, UnsafePath, Workspace
 from steps.sync.listing import object_etag, object_mtime_ns
-
-logger = Logger()
 
 CHUNK = 1024 * 1024
 SMALL = 8 * 1024 * 1024  # up to this size a file is one PutObject with Content-MD5; above, multipart
@@ -200,8 +198,9 @@ def _upload(ws: Workspace, item: dict[str, Any], event: dict[str, Any], progress
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    logger.append_keys(jobId=event["jobId"], batch=event["batch"])
+    append_job_keys(event, batch=event["batch"])
     try:
         return _copy(event)
     except Exception:

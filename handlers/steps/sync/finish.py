@@ -14,13 +14,11 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core import publisher
+from core.observability import append_job_keys, logger, tracer
 from steps.sync import manifest, work
-
-logger = Logger()
 
 MAX_PROBLEMS = 100  # listed in the result; ``skipped`` counts them all
 
@@ -66,7 +64,9 @@ def record(event: dict[str, Any], listing: dict[str, Any], failed: bool = False)
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    append_job_keys(event)
     listing = event.get("listing") or {}
     if not listing.get("acquired"):
         return {}  # failed before it held the project: nothing was written

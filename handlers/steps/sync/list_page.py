@@ -15,18 +15,16 @@ from concurrent.futures import ThreadPoolExecutor
 from stat import S_ISREG
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core import aws, locks, publisher
+from core.observability import logger, tracer
 from core.steps import job_step
 from steps.project.workspace import workspace_dir
 from steps.sync import finish, manifest, work
 from steps.sync.copy_batch import copy_items
 from steps.sync.files import Collision, UnsafePath, Workspace
 from steps.sync.listing import Item, Problem, efs_items, s3_item, s3_items, unchanged
-
-logger = Logger()
 
 ROUND_SECONDS = 20  # list pages for this long per invocation, then hand the cursor back
 # A sync this small (a few uploaded files) is copied here, without the Map's fan-out.
@@ -128,6 +126,7 @@ def _summary(listing: dict[str, Any]) -> dict[str, Any]:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 @job_step(
     "list",
     summary=_summary,
