@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test lint bench up deploy clean
+.PHONY: demo test lint bench up deploy clean chromium console-upload
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,9 +19,21 @@ demo: $(STAMP)
 	$(BIN)/python -m longrun.demo
 
 ## test: the whole suite (unit, workflow, end-to-end, template), then lint.
-test: $(STAMP)
+test: $(STAMP) chromium
 	$(BIN)/python -m pytest -q
 	$(BIN)/ruff check .
+
+## chromium: Debian's browser for the web console's test, installed when missing and apt-get can
+## (as root, or with sudo that asks no password); otherwise that test skips and says why.
+chromium:
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = 0 ]; then sudo=; elif sudo -n true 2>/dev/null; then sudo="sudo -n"; else sudo=none; fi; \
+	  if [ "$$sudo" != none ]; then \
+	    echo "installing Debian's chromium for tests/e2e/test_web_console.py"; \
+	    ($$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq chromium >/dev/null) \
+	      || echo "chromium could not be installed: the web console's browser test will skip"; \
+	  fi; \
+	fi
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -40,6 +52,17 @@ up: $(STAMP)
 deploy:
 	sam build --template-file infra/template.yaml
 	sam deploy --guided
+
+## console-upload: the web console's files to a deployed stack's bucket, served at {api}/static/console/index.html.
+STACK ?= longrun
+console-upload:
+	@output() { aws cloudformation describe-stacks --stack-name $(STACK) \
+	    --query "Stacks[0].Outputs[?OutputKey=='$$1'].OutputValue" --output text; }; \
+	bucket=$$(output ProjectsBucketName) && ws=$$(output WebSocketUrl) && console=$$(output ConsoleUrl) && \
+	aws s3 sync console/ "s3://$$bucket/static/console/" --delete --exclude config.json --cache-control no-cache && \
+	printf '{"ws": "%s"}\n' "$$ws" | aws s3 cp - "s3://$$bucket/static/console/config.json" \
+	    --content-type application/json --cache-control no-cache && \
+	echo "web console: $$console"
 
 clean:
 	rm -rf $(VENV) .longrun .pytest_cache .ruff_cache

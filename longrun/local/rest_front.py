@@ -4,6 +4,11 @@ It follows the template's API definition: the routes and their Lambda proxy inte
 TOKEN authorizer with its identity header and result cache, the stage's throttling, and the
 gateway responses (API Gateway's own errors, such as an unknown route or a refused token, in the
 body the template gives them). Integration requests time out after 29 seconds, as on AWS.
+
+Routes that API Gateway answers from S3 with a role (the web console's ``/static/{proxy+}``) are
+read from moto's S3, and the template's integration responses (status by selection pattern, header
+mappings, templates) shape the answer. Beside the template's routes, the local API serves the web
+console from disk at ``/console/`` (:mod:`longrun.local.console`), so an edit shows on reload.
 """
 
 from __future__ import annotations
@@ -11,12 +16,16 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
+import re
 import threading
 import time
 import uuid
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
+from botocore.exceptions import ClientError
+
+from longrun.local.console import ConsoleFiles
 from longrun.local.http_util import Handler, Service
 from longrun.local.lambda_runtime import LambdaRuntime, Throttled
 from longrun.local.stack import ACCOUNT_ID, RestApiSpec, RestAuthorizer, RestRoute
@@ -47,10 +56,26 @@ class _Refusal(Exception):
 class RestFront(Service):
     name = "rest-front"
 
-    def __init__(self, host: str, port: int, spec: RestApiSpec, runtime: LambdaRuntime, region: str) -> None:
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        spec: RestApiSpec,
+        runtime: LambdaRuntime,
+        region: str,
+        *,
+        s3: Any = None,
+        console: ConsoleFiles | None = None,
+        websocket_alias: tuple[str, str] | None = None,
+    ) -> None:
         self.spec = spec
         self.runtime = runtime
         self.region = region
+        self.s3 = s3  # a boto3 S3 client against moto, for the routes the template answers from S3
+        self.console = console
+        # (the WebSocket API's ApiEndpoint as the template resolves it locally, the local ws:// URL):
+        # a static header of an S3 route that names the one (the console's CSP) names the other.
+        self.websocket_alias = websocket_alias
         self.bucket = TokenBucket(spec.throttle_rate, spec.throttle_burst)
         self._auth_cache: dict[tuple[str, str], tuple[float, dict[str, Any]]] = {}
         self._auth_lock = threading.Lock()
@@ -95,6 +120,10 @@ class RestFront(Service):
         request_id = str(uuid.uuid4())
         url = urlsplit(handler.path)
         method = handler.command
+        if self.console is not None and method in ("GET", "HEAD") and url.path.split("/")[1:2] == ["console"]:
+            status, data, headers = self.console.answer(url.path)
+            handler.reply(status, data, {**headers, "x-amzn-RequestId": request_id})
+            return
         try:
             length = int(handler.headers.get("Content-Length") or 0)
             if length > MAX_PAYLOAD_BYTES:
@@ -107,6 +136,9 @@ class RestFront(Service):
             api = f"arn:aws:execute-api:{self.region}:{ACCOUNT_ID}:{self.spec.api_id}"
             method_arn = f"{api}/{self.spec.stage}/{method}{url.path}"
             authorizer = self._authorize(route, handler, method_arn) if route.authorizer else None
+            if route.s3 is not None:
+                self._integrate_s3(handler, route, path_params, request_id)
+                return
             event = self._event(handler, route, url, path_params, body, authorizer, request_id)
             self._integrate(handler, route, event, request_id)
         except _Refusal as refusal:
@@ -232,6 +264,60 @@ class RestFront(Service):
         else:
             data = str(body).encode()
         handler.reply(status, data, headers)
+
+    def _integrate_s3(self, handler: Handler, route: RestRoute, path_params: dict[str, str], request_id: str) -> None:
+        """GetObject as the route's role would, then the template's integration response for S3's status.
+
+        IAM is not enforced locally (moto's default), so a key outside the role's prefix is read
+        with the local credentials; the template keeps such keys out by its URI's fixed prefix.
+        """
+        integration = route.s3
+        assert integration is not None
+        if self.s3 is None:
+            raise _Refusal("INTEGRATION_FAILURE", "Internal server error")
+        key = integration.key
+        for placeholder, parameter in integration.path_parameters.items():
+            key = key.replace("{" + placeholder + "}", unquote(path_params.get(parameter, "")))
+        data = b""
+        upstream: dict[str, str] = {}
+        if any(part in (".", "..") for part in key.split("/")):
+            status = 404  # what S3 answers for such a key (none is ever uploaded)
+        else:
+            try:
+                answer = self.s3.get_object(Bucket=integration.bucket, Key=key)
+                status, data = 200, answer["Body"].read()
+                upstream = answer["ResponseMetadata"].get("HTTPHeaders", {})
+            except ClientError as e:
+                status = int(e.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 500)
+                upstream = e.response.get("ResponseMetadata", {}).get("HTTPHeaders", {})
+            except Exception:
+                log.exception("S3 integration of %s failed", route.path)
+                status = 500
+        # Selection patterns of a non-proxy integration match the whole status code of the service.
+        selected = (r for p, r in integration.responses.items() if p != "default" and re.fullmatch(p, str(status)))
+        chosen = next(selected, integration.responses.get("default"))
+        if chosen is None:
+            raise _Refusal("INTEGRATION_FAILURE", "Internal server error")
+        lowered = {name.lower(): value for name, value in upstream.items()}
+        headers: dict[str, str] = {}
+        for target, source in (chosen.get("responseParameters") or {}).items():
+            value: str | None
+            if source.startswith("'") and source.endswith("'") and len(source) >= 2:
+                value = source[1:-1]
+                if self.websocket_alias:
+                    value = value.replace(*self.websocket_alias)
+            else:
+                value = lowered.get(source.removeprefix("integration.response.header.").lower())
+            if value is not None:
+                headers[target.removeprefix("method.response.header.")] = value
+        templates = chosen.get("responseTemplates") or {}
+        if templates:
+            content_type, template = next(iter(templates.items()))
+            data = str(template).encode()
+            headers.setdefault("Content-Type", content_type)
+        headers.setdefault("Content-Type", "application/json")
+        headers["x-amzn-RequestId"] = request_id
+        handler.reply(int(chosen.get("statusCode", 200)), data, headers)
 
 
 def _allows(policy: dict[str, Any], method_arn: str) -> bool:
