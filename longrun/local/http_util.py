@@ -58,10 +58,14 @@ class Service:
         self.server = Server((host, port), handler)
         self.port = self.server.server_address[1]
         self.url = f"http://{host}:{self.port}"
+        self._serving = False
 
     def start(self) -> None:
+        self._serving = True
         threading.Thread(target=self.server.serve_forever, name=self.name, daemon=True).start()
 
     def stop(self) -> None:
-        self.server.shutdown()
+        # shutdown() waits for serve_forever() to end: forever if it never ran (a start that failed early).
+        if self._serving:
+            self.server.shutdown()
         self.server.server_close()
