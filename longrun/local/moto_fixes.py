@@ -18,7 +18,8 @@ on AWS (:func:`_stop_ends_task_token_waits`). ``SendTaskFailure`` dropped its ``
 was refused (:func:`_early_heartbeats_count`), and a retried task kept its first token
 (:func:`_each_attempt_has_its_own_token`); a spent token's heartbeat was a ``500``
 (:func:`_spent_tokens_answer_as_on_aws`). And moto emits no "Execution Status Change" events
-(:func:`_executions_announce_their_status`).
+(:func:`_executions_announce_their_status`) and has no ``RedriveExecution``
+(:mod:`longrun.local.redrive`, installed with these fixes).
 
 Two concern cost only:
 
@@ -40,9 +41,19 @@ from __future__ import annotations
 
 import copy
 import threading
+from collections.abc import Callable
 from typing import Any
 
 _LOCK = threading.RLock()
+# Puts an "Execution Status Change" event for an execution as it is now; set by
+# _executions_announce_their_status (the redrive of an execution announces it too).
+_announcer: Callable[[Any], None] | None = None
+
+
+def announce_status_change(execution: Any) -> None:
+    """Announce the execution's status as it is now (a no-op before :func:`install`)."""
+    if _announcer is not None:
+        _announcer(execution)
 
 
 def dynamodb_request_lock() -> threading.RLock:
@@ -322,6 +333,9 @@ def _executions_announce_their_status() -> None:
     from moto.events.models import events_backends
     from moto.stepfunctions.parser.backend.execution import BaseExecutionWorkerCommunication, Execution
 
+    from longrun.local import redrive
+
+    global _announcer
     log = logging.getLogger("longrun.local.moto_fixes")
 
     def millis(moment: Any) -> int | None:
@@ -341,6 +355,7 @@ def _executions_announce_their_status() -> None:
             "output": None if execution.output is None else json.dumps(execution.output),
             "error": execution.error,
             "cause": execution.cause,
+            **redrive.event_fields(execution),  # redriveCount tells one attempt's end from another's
         }
         event = {
             "Source": "aws.states",
@@ -380,14 +395,20 @@ def _executions_announce_their_status() -> None:
         terminated(self)
         outbox.put(snapshot(self.execution))
 
+    def announce_now(execution: Any) -> None:
+        outbox.put(snapshot(execution))
+
     Execution.start = started
     BaseExecutionWorkerCommunication.terminated = ended
+    _announcer = announce_now
 
 
 def install() -> None:
     """Patch moto in this process (the local cloud's AWS endpoint only)."""
     import moto.dynamodb.models as models
     import moto.stepfunctions.parser.asl.utils.boto_client as engine_clients
+
+    from longrun.local import redrive
 
     engine_clients.boto3 = _SharedClients()  # type: ignore[assignment]
 
@@ -399,6 +420,7 @@ def install() -> None:
     _each_attempt_has_its_own_token()
     _spent_tokens_answer_as_on_aws()
     _executions_announce_their_status()
+    redrive.install()  # after the announce: a redrive and an execution's end are announced in order
 
     backend_class = models.DynamoDBBackend
     if getattr(backend_class, "_longrun_fixed", False):
