@@ -1,4 +1,6 @@
-"""``Idempotency-Key`` on ``POST /jobs``: the same key and body give the same job, another body is 409.
+"""Idempotency keys (``POST /jobs``, ``Start Job`` events): the same key and body give the same job.
+
+The same key with another body is ``409``.
 
 A conditional write decides the race: the first request with a key records it ``IN_PROGRESS``
 with a hash of its body, starts the job, then records ``COMPLETED`` with the job id. A concurrent
@@ -45,12 +47,16 @@ def _table() -> Any:
     return aws.table(settings().idempotency_table)
 
 
-def claim(user_id: str, key: str, body: Any, job_id: str) -> Claim:
-    """Claim ``key`` for a new job ``job_id``, or find the job that already holds it."""
-    if not KEY_PATTERN.match(key):
+def claim(user_id: str, key: str, body: Any, job_id: str, key_path: str = "headers.Idempotency-Key") -> Claim:
+    """Claim ``key`` for a new job ``job_id``, or find the job that already holds it.
+
+    ``key_path`` names where the key came from in a ValidationError (a header of ``POST /jobs``,
+    ``detail.idempotencyKey`` of a ``Start Job`` event).
+    """
+    if not isinstance(key, str) or not KEY_PATTERN.match(key):
         raise ValidationError(
-            "Idempotency-Key must be 1 to 128 visible ASCII characters",
-            [{"path": "headers.Idempotency-Key", "message": "1 to 128 visible ASCII characters"}],
+            "the idempotency key must be 1 to 128 visible ASCII characters",
+            [{"path": key_path, "message": "1 to 128 visible ASCII characters"}],
         )
     record_id = f"{user_id}#{key}"
     digest = body_hash(body)
@@ -73,7 +79,7 @@ def claim(user_id: str, key: str, body: Any, job_id: str) -> Claim:
     while True:
         record = _table().get_item(Key={"id": record_id}, ConsistentRead=True).get("Item")
         if record is None:  # the other request failed and let go of the key: take it now
-            return claim(user_id, key, body, job_id)
+            return claim(user_id, key, body, job_id, key_path)
         if record["bodyHash"] != digest:
             raise Conflict("this Idempotency-Key was used with another request body")
         if record["state"] == "COMPLETED":

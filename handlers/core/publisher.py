@@ -17,7 +17,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from core import aws, connections, jobs, status_events
+from core import aws, connections, jobs, observability, status_events
 from core.clock import now_iso
 from core.config import settings
 from core.errors import TransientError
@@ -69,6 +69,8 @@ def publish(
         event.update({k: v for k, v in message.items() if k != "type"})
         if _write(job_id, seq, at, event, set_fields or {}, close_as, while_running):
             _push(job, event)
+            if seq == 1:  # the job's first event: its RUNNING is announced once, by the writer that won
+                status_events.announce(job, "RUNNING")
             return event
     # The state machine's Retry takes it from here.
     raise TransientError(f"could not publish to job {job_id}: too much contention")
@@ -206,7 +208,8 @@ def step_detail(job: dict[str, Any], step: str, detail: dict[str, Any]) -> dict[
 def finish(job: dict[str, Any], status: str, *, result: Any = None, error: dict[str, Any] | None = None) -> bool:
     """Close the job with its final status and push ``job.finished``; False if it was already closed."""
     message: dict[str, Any] = {"type": "job.finished", "status": status}
-    fields: dict[str, Any] = {"endedAt": now_iso()}
+    ended_at = now_iso()
+    fields: dict[str, Any] = {"endedAt": ended_at}
     if error is not None:
         message["error"] = error
         fields["error"] = error
@@ -215,5 +218,8 @@ def finish(job: dict[str, Any], status: str, *, result: Any = None, error: dict[
         fields["result"] = result
     closed = publish(job, message, set_fields=fields, close_as=status) is not None
     if closed:
+        # The one place every close passes (notify, cancel, the execution-status trigger, a start
+        # that failed), and only for the write that won: each job is counted exactly once.
+        observability.job_finished(job, status, ended_at)
         status_events.announce(job, status)
     return closed

@@ -1,12 +1,16 @@
 """``Job Status Change`` events on the stack's event bus, for other systems to follow.
 
-One event when a job reaches its final status, sent by whoever closed it (the notify step, a
-cancel, the execution-status trigger: the one conditional write that succeeded), after the status
-is written, so a consumer that reads the job finds what the event says. (``RUNNING`` is not
-announced yet: from the API it cost every ``POST /jobs`` a PutEvents, and through the
-execution-status trigger a Lambda per job; it comes with the rest of the EventBridge work.)
-EventBridge is the consumers' contract; a failure to reach it is logged and counted, and never
-fails the job.
+Every change of a job's status is announced once, after it is written, so a consumer that reads
+the job finds what the event says:
+
+* ``RUNNING`` by whoever writes the job's first event (``seq`` 1, a conditional write only one
+  writer wins: in practice the workflow's first step), and again by a retry that puts a failed job
+  back to ``RUNNING``. Not by ``POST /jobs`` itself: a PutEvents there would cost every accept its
+  latency, and the job's first step follows within milliseconds.
+* the final status by whoever closed the job (the notify step, a cancel, the execution-status
+  trigger: the one conditional write that succeeded).
+
+EventBridge is the consumers' contract; a failure to reach it is logged, and never fails the job.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 
 from aws_lambda_powertools import Logger
 
-from core import aws
+from core import aws, jobs
 from core.clock import now_iso
 
 logger = Logger(child=True)
@@ -30,11 +34,13 @@ def announce(job: dict[str, Any], status: str) -> None:
     bus = os.environ.get("EVENT_BUS_NAME")
     if not bus:
         return
+    if not job.get("type") or not job.get("userId"):  # a caller that holds only part of the job
+        job = jobs.get(job["jobId"]) or job
     detail = {
         "jobId": job["jobId"],
         "projectId": job.get("projectId"),
-        "userId": job["userId"],
-        "type": job["type"],
+        "userId": job.get("userId"),
+        "type": job.get("type"),
         "status": status,
         "at": now_iso(),
     }

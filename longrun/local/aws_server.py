@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import urlsplit
 
-from longrun.local import moto_fixes, presigned
+from longrun.local import event_targets, moto_fixes, presigned
 
 _INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host", "content-length"})
@@ -139,6 +139,7 @@ def main(argv: list[str] | None = None) -> None:
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     moto_fixes.install()
+    event_targets.install()
     default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
     app = LocalAwsApp(DomainDispatcherApplication(create_backend_app), args.lambda_url, args.dynamodb_url)
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)

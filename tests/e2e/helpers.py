@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 import uuid
 from typing import Any
@@ -89,3 +90,20 @@ def settled_execution_status(sfn: Any, execution_arn: str, timeout: float = 30) 
             break
         time.sleep(0.05)
     return status
+
+
+def operator_env(cloud: Any) -> dict[str, str]:
+    """What `longrun local up` tells an operator to export: the standard AWS environment, pointed here."""
+    return {
+        **os.environ,
+        "AWS_ENDPOINT_URL": cloud.aws,
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+    }
+
+
+def stack_outputs(cloud: Any, stack: str = "longrun") -> dict[str, str]:
+    """The stack's outputs, as an operator's tools find them (the local cloud registers them)."""
+    found = cloud.aws_client("cloudformation").describe_stacks(StackName=stack)["Stacks"][0]["Outputs"]
+    return {o["OutputKey"]: o["OutputValue"] for o in found}

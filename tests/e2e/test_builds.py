@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.e2e.helpers import create_project, http, recv_until, wait_for_status, ws_connect
+from tests.e2e.helpers import create_project, http, operator_env, recv_until, wait_for_status, ws_connect
 from tests.e2e.test_openapi_conformance import check
 
 USER = "bob"
@@ -68,12 +68,6 @@ def run(cloud: Any, project_id: str, timeout: float = 60, **params: Any) -> tupl
     assert pushed_seqs == sorted(pushed_seqs)
     assert [e["seq"] for e in stored] == list(range(1, len(stored) + 1))
     return wait_for_status(cloud, job["jobId"], USER), stored
-
-
-def operator_env(cloud: Any) -> dict[str, str]:
-    """What `longrun local up` tells an operator to export: the standard AWS environment, pointed here."""
-    return {**os.environ, "AWS_ENDPOINT_URL": cloud.aws, "AWS_REGION": "us-east-1",
-            "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}  # fmt: skip
 
 
 # --- the happy path -------------------------------------------------------------------------------
