@@ -34,6 +34,8 @@ class StateRun:
     exited: datetime | None = None
     attempts: int = 0
     errors: list[dict[str, str]] = field(default_factory=list)
+    ended_execution: bool = False  # the execution failed here: no Catch took the error
+    redrive: int = 0  # 0 for the first attempt, N for the N-th redrive (POST /jobs/{id}/retry)
 
     @property
     def retries(self) -> int:
@@ -43,7 +45,7 @@ class StateRun:
     def outcome(self) -> str:
         if self.exited is None:
             return "running"
-        if self.type == "Fail":
+        if self.type == "Fail" or self.ended_execution:
             return "failed"
         if self.errors and len(self.errors) >= self.attempts:
             return "caught"  # its last attempt failed and a Catch (or the end) took over
@@ -59,6 +61,7 @@ class Timeline:
     states: list[StateRun]
     error: str | None = None
     cause: str | None = None
+    redrives: list[datetime] = field(default_factory=list)
 
     def as_json(self) -> dict[str, Any]:
         def stamp(moment: datetime | None) -> str | None:
@@ -71,6 +74,7 @@ class Timeline:
             "stoppedAt": stamp(self.stopped),
             "error": self.error,
             "cause": self.cause,
+            "redrives": [stamp(moment) for moment in self.redrives],
             "states": [
                 {
                     **{k: v for k, v in asdict(run).items() if k not in ("entered", "exited")},
@@ -104,13 +108,18 @@ def _ms(start: datetime, end: datetime | None) -> int | None:
 def timeline(execution_arn: str, events: list[dict[str, Any]]) -> Timeline:
     """The history's events folded into one row per state entered."""
     states: list[StateRun] = []
+    redrives: list[datetime] = []
     started, stopped, status, error, cause = None, None, "RUNNING", None, None
     for event in events:
         kind, at = event["type"], event["timestamp"]
         if kind == "ExecutionStarted":
             started = at
+        elif kind == "ExecutionRedriven":  # a retry: the execution goes on from the state that failed
+            redrives.append(at)
+            stopped, status, error, cause = None, "RUNNING", None, None
         elif kind.endswith("StateEntered"):
-            states.append(StateRun(event["stateEnteredEventDetails"]["name"], kind[: -len("StateEntered")], at))
+            name = event["stateEnteredEventDetails"]["name"]
+            states.append(StateRun(name, kind[: -len("StateEntered")], at, redrive=len(redrives)))
         elif kind.endswith("StateExited") and states:
             run = next((r for r in reversed(states) if r.name == event["stateExitedEventDetails"]["name"]), states[-1])
             run.exited = at
@@ -122,11 +131,13 @@ def timeline(execution_arn: str, events: list[dict[str, Any]]) -> Timeline:
         elif kind in _EXECUTION_END:
             stopped = at
             for run in states:  # Fail and Succeed states end the execution without an exit event
-                run.exited = run.exited or at
+                if run.exited is None:
+                    run.ended_execution = kind != "ExecutionSucceeded" and run.type not in ("Fail", "Succeed")
+                    run.exited = at
             status = kind.removeprefix("Execution").upper().replace("TIMEDOUT", "TIMED_OUT")
             details = next((v for k, v in event.items() if k.endswith("EventDetails")), {}) or {}
             error, cause = details.get("error"), details.get("cause")
-    return Timeline(execution_arn, status, started or events[0]["timestamp"], stopped, states, error, cause)
+    return Timeline(execution_arn, status, started or events[0]["timestamp"], stopped, states, error, cause, redrives)
 
 
 def _execution_of(stack: str, job_id: str) -> str:
@@ -197,7 +208,11 @@ def print_history(found: Timeline, as_json: bool) -> None:
     table = Table(title=f"{found.execution_arn.rsplit(':', 1)[-1]}: {found.status}", title_justify="left")
     for column in ("state", "type", "at (s)", "took (ms)", "attempts", "outcome / errors"):
         table.add_column(column, justify="right" if column in ("at (s)", "took (ms)", "attempts") else "left")
+    shown_redrives = 0
     for run in found.states:
+        if run.redrive > shown_redrives:  # a retry: the execution went on from the state that failed
+            shown_redrives = run.redrive
+            table.add_row(f"[bold]redriven ({run.redrive})[/]", "", "", "", "", "POST /jobs/{id}/retry")
         offset = (run.entered - found.started).total_seconds()
         took = _ms(run.entered, run.exited)
         errors = "; ".join(f"{e['error']}: {e['cause'][:120]}" if e["cause"] else e["error"] for e in run.errors)

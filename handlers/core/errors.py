@@ -96,3 +96,36 @@ class NameTaken(Exception):
 
 class ScaffoldNotFound(Exception):
     """The requested template does not ship with this deployment."""
+
+
+# --- what the user reads of a step's error ----------------------------------------------------
+
+
+def user_error(caught: dict[str, Any] | None) -> dict[str, Any]:
+    """A Step Functions ``Catch`` result (``Error``, ``Cause``) as the contract's ``{code, message}``.
+
+    A Lambda's cause is its error payload (``errorMessage``, ``errorType``, ``stackTrace``): the
+    user gets the message, never the stack trace, and the ``details`` of a
+    ``StepErrorWithDetails`` (whose message is ``{"message", "details"}``) or of a build worker's
+    ``SendTaskFailure`` (whose cause is ``{"errorMessage", "details"}``).
+    """
+    caught = caught or {}
+    code = caught.get("Error") or "Failed"
+    cause = caught.get("Cause") or ""
+    message = cause
+    details = None
+    try:
+        payload = json.loads(cause)
+        if isinstance(payload, dict):
+            message = payload.get("errorMessage") or payload.get("message") or code
+            if isinstance(payload.get("details"), list):  # a worker's SendTaskFailure (builds)
+                details = payload["details"]
+        inner = json.loads(message) if isinstance(message, str) and message.startswith("{") else None
+        if isinstance(inner, dict) and "message" in inner and isinstance(inner.get("details"), list):
+            message, details = inner["message"], inner["details"]
+    except ValueError:
+        pass
+    error: dict[str, Any] = {"code": code, "message": str(message)[:1000] or code}
+    if details:
+        error["details"] = details[:200]
+    return error

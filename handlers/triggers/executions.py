@@ -16,15 +16,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from aws_lambda_powertools import Logger
 from aws_lambda_powertools.metrics import MetricUnit, single_metric
 from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core import holdings, jobs, publisher
+from core.errors import user_error
+from core.observability import append_job_keys, logger, tracer
 
-logger = Logger()
 processor = BatchProcessor(event_type=EventType.SQS)
 
 # The execution's end → the job's final status and the error the user reads.
@@ -60,13 +60,23 @@ def close(detail: dict[str, Any]) -> bool:
     outcome = OUTCOMES.get(str(detail.get("status")))
     if outcome is None:
         return False
+    append_job_keys(executionArn=detail.get("executionArn"))
     job = _own_job(detail)
     if job is None:
         return False
+    append_job_keys(job)
     job_id = job["jobId"]
+    if int(detail.get("redriveCount") or 0) != int(job.get("attempt", 0)):
+        # An earlier attempt's end, arriving after POST /jobs/{id}/retry redrove the execution.
+        logger.info("the end of an earlier attempt; ignored", extra={"redriveCount": detail.get("redriveCount")})
+        return False
     status, code, message = outcome
     error = {"code": code, "message": message}
-    if detail.get("error"):
+    if status == "FAILED" and detail.get("error") and not str(detail["error"]).startswith(("States.", "Lambda.")):
+        # A step's own error that no Catch of the workflow took: the user reads it as the notify
+        # step would have told it, and POST /jobs/{id}/retry can redrive the execution from there.
+        error = user_error({"Error": detail["error"], "Cause": detail.get("cause")})
+    elif detail.get("error"):
         cause = f" ({str(detail['cause'])[:500]})" if detail.get("cause") else ""
         error["message"] = f"{message}: {detail['error']}{cause}"
     try:
@@ -86,5 +96,6 @@ def record_handler(record: SQSRecord) -> None:
 
 
 @logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return process_partial_response(event=event, record_handler=record_handler, processor=processor, context=context)

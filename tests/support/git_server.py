@@ -24,6 +24,7 @@ class GitServer:
         self.root = root
         self.private = private or {}
         self.delay = delay or {}  # repository → seconds each request waits (a slow server)
+        self.down: set[str] = set()  # repositories answering 503 Service Unavailable (an outage)
         self.requests: list[str] = []
         server = self
 
@@ -60,6 +61,11 @@ class GitServer:
         repo = parts.path.lstrip("/").split("/", 1)[0]
         if repo in self.delay:
             time.sleep(self.delay[repo])
+        if repo in self.down:
+            request.send_response(503)
+            request.send_header("Content-Length", "0")
+            request.end_headers()
+            return
         if not self._authorized(request, repo):
             request.send_response(401)
             request.send_header("WWW-Authenticate", 'Basic realm="git"')

@@ -49,3 +49,22 @@ def test_events_that_are_not_a_jobs_own_execution_change_nothing(aws: Any) -> No
     assert not executions.close({**_detail(job, "FAILED"), "input": "not json"})
     assert not executions.close({**_detail(job, "FAILED"), "input": json.dumps({"jobId": "no-such-job"})})
     assert jobs.get("job-1", consistent=True)["status"] == "RUNNING"
+
+
+def test_a_steps_own_uncaught_error_is_told_as_the_notify_step_tells_it(aws: Any) -> None:
+    job = _job(aws)
+    cause = json.dumps({"errorMessage": "git said: 503", "errorType": "GitFailed", "stackTrace": ["secret frame"]})
+    assert executions.close(_detail(job, "FAILED", error="GitFailed", cause=cause))
+    closed = jobs.get("job-1", consistent=True)
+    assert closed["error"] == {"code": "GitFailed", "message": "git said: 503"}
+
+
+def test_the_end_of_an_attempt_before_a_retry_leaves_the_retried_job_alone(aws: Any) -> None:
+    job = _job(aws)
+    jobs.put_new({**job, "jobId": "job-r", "attempt": 1, "executionArn": job["executionArn"] + "r"})
+    retried = jobs.get("job-r", consistent=True)
+    late = {**_detail(retried, "FAILED", error="GitFailed"), "redriveCount": 0}
+    assert not executions.close(late), "the first attempt's end arrived after the retry"
+    assert jobs.get("job-r", consistent=True)["status"] == "RUNNING"
+    assert executions.close({**late, "redriveCount": 1})
+    assert jobs.get("job-r", consistent=True)["status"] == "FAILED"

@@ -77,9 +77,17 @@ def test_a_failure_no_notify_step_reported_closes_the_job_with_its_error(workflo
     machine = probe(workflow, {"Boom": {"Type": "Fail", "Error": "Boom", "Cause": "the notify step never ran"}})
     started = workflow.start_job("build", USER, {}, "prj-failed", machine=machine)
     job = closed(workflow, started["jobId"])
-    assert job["status"] == "FAILED" and job["error"]["code"] == "ExecutionFailed"
-    assert "Boom" in job["error"]["message"] and "the notify step never ran" in job["error"]["message"]
+    # A step's own error that no Catch took is told as the notify step would have told it.
+    assert job["status"] == "FAILED" and job["error"] == {"code": "Boom", "message": "the notify step never ran"}
     assert len(finished_events(workflow, started["jobId"])) == 1
+
+
+def test_a_failure_of_step_functions_itself_is_told_as_the_executions_failure(workflow: Workflow) -> None:
+    machine = probe(workflow, {"Lost": {"Type": "Pass", "InputPath": "$.no.such.path", "End": True}})
+    started = workflow.start_job("build", USER, {}, "prj-failed", machine=machine)
+    job = closed(workflow, started["jobId"])
+    assert job["status"] == "FAILED" and job["error"]["code"] == "ExecutionFailed"
+    assert "States.Runtime" in job["error"]["message"] and "no.such.path" in job["error"]["message"]
 
 
 def test_a_job_closed_by_its_notify_step_is_not_closed_again(workflow: Workflow) -> None:
