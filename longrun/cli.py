@@ -32,6 +32,17 @@ def _client(args: argparse.Namespace) -> Client:
 def cmd_local_up(args: argparse.Namespace) -> int:
     from longrun.local.cloud import LocalCloud, Options
 
+    if args.engine == "stepfunctions-local":
+        if args.stepfunctions_endpoint:  # a usage error: argparse prints the usage and exits 2
+            args.usage_error("--engine stepfunctions-local starts its own engine and --stepfunctions-endpoint names "
+                             "one started some other way: give one or the other")  # fmt: skip
+        from longrun.local.stepfunctions_local import docker_problem, unavailable_message
+
+        # Before anything starts: without Docker the engine cannot run, and the user should hear why at once.
+        problem = docker_problem()
+        if problem is not None:
+            print(unavailable_message(problem), file=sys.stderr)
+            return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     options = Options(
         host=args.host,
@@ -41,7 +52,9 @@ def cmd_local_up(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         endpoints_file=args.endpoints_file,
         stepfunctions_endpoint=args.stepfunctions_endpoint,
+        engine=args.engine,
         git_private_hosts=("127.0.0.1", "localhost", *args.git_private_host),
+        trusted_sources=tuple(args.trusted_source or ["longrun.local"]),
         build_workers=args.build_workers,
         build_heartbeat_timeout=args.build_heartbeat_timeout,
     )
@@ -50,7 +63,13 @@ def cmd_local_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     print("longrun local cloud: starting (moto, Lambda workers, API Gateway fronts)…", flush=True)
-    cloud.start()
+    from longrun.local.stepfunctions_local import DockerUnavailable, EngineFailed
+
+    try:
+        cloud.start()
+    except EngineFailed as e:  # --engine stepfunctions-local; start() has stopped every part it started
+        print(e if isinstance(e, DockerUnavailable) else f"longrun local up: {e}", file=sys.stderr)
+        return 2 if isinstance(e, DockerUnavailable) else 1
     endpoints = cloud.endpoints()
     assert cloud.stack is not None
     engine_note = (
@@ -58,11 +77,17 @@ def cmd_local_up(args: argparse.Namespace) -> int:
         if options.stepfunctions_endpoint
         else ""
     )
+    if cloud.stepfunctions_local is not None:
+        engine_note = (
+            f"\n  Step Functions  {options.stepfunctions_endpoint}  (Step Functions Local in Docker: container "
+            f"{cloud.stepfunctions_local.name}, log {cloud.stepfunctions_local.log_file})"
+        )
     secret_note = "LONGRUN_LOCAL_SECRET" if os.environ.get("LONGRUN_LOCAL_SECRET") else "the default development secret"
     print(
         f"""
   REST API   {endpoints["api"]}
   WebSocket  {endpoints["ws"]}?token=<token>
+  Console    {endpoints["api"]}/console/   (sign in with a token from the line below)
   AWS        {endpoints["aws"]}   (moto: DynamoDB, S3, Step Functions, SSM, IAM, Logs)
   EFS        {cloud.stack.efs_root}
   Logs       {cloud.data_dir / "logs"}{engine_note}
@@ -192,6 +217,10 @@ def cmd_ops(args: argparse.Namespace) -> int:
     try:
         if args.ops_command == "history":
             ops.print_history(ops.history(args.stack, args.job_id), args.json)
+        elif args.ops_command == "dead-letters":
+            from longrun import dead_letters
+
+            return dead_letters.run(args.stack, args.redrive, args.limit, args.json)
         else:
             since = ops.parse_since(args.since) if args.since else None
             ops.print_executions(ops.executions(args.stack, args.status, since, args.limit), args.json)
@@ -256,16 +285,29 @@ def parser() -> argparse.ArgumentParser:
         help="a private host git jobs may reach (127.0.0.1 and localhost always may); repeatable",
     )
     up.add_argument(
+        "--trusted-source",
+        action="append",
+        metavar="NAME",
+        help='an EventBridge source whose "Start Job" events start jobs (default longrun.local); repeatable',
+    )
+    up.add_argument(
         "--stepfunctions-endpoint",
         metavar="URL",
         help="use an external Step Functions engine (Step Functions Local in Docker) instead of moto's; "
         "set its LAMBDA_ENDPOINT to this cloud's AWS endpoint (fix it with --aws-port)",
     )
+    up.add_argument(
+        "--engine",
+        choices=["moto", "stepfunctions-local"],
+        default="moto",
+        help="the Step Functions engine: moto's (default, no Docker), or stepfunctions-local: AWS Step Functions "
+        "Local (amazon/aws-stepfunctions-local) run in Docker by this command and stopped with it",
+    )
     up.add_argument("--build-workers", type=_non_negative, default=2, metavar="N",
                     help="build worker processes, as the ECS service runs them on AWS (default 2)")  # fmt: skip
     up.add_argument("--build-heartbeat-timeout", type=_positive, default=10, metavar="SECONDS",
                     help="a build worker silent this long is lost and its build queued again (default 10)")  # fmt: skip
-    up.set_defaults(func=cmd_local_up)
+    up.set_defaults(func=cmd_local_up, usage_error=up.error)
 
     logs = sub.add_parser("logs", help="a build's log from CloudWatch Logs (uses AWS directly)")
     logs.add_argument("job_id")
@@ -284,11 +326,13 @@ def parser() -> argparse.ArgumentParser:
     listing.add_argument("--status", choices=["RUNNING", "SUCCEEDED", "FAILED", "TIMED_OUT", "ABORTED"])
     listing.add_argument("--since", help="only those started this long ago or less: 30m, 1h, 2d")
     listing.add_argument("--limit", type=_positive, default=100)
-    for command in (history, listing):
+    letters = ops.add_parser("dead-letters", help='the "Start Job" events that started nothing, with their reasons')
+    letters.add_argument("--redrive", action="store_true", help="put them back on the stack's event bus")
+    letters.add_argument("--limit", type=_positive, default=100)
+    for command in (history, listing, letters):
         command.add_argument("--json", action="store_true", help="JSON instead of a table")
         command.add_argument("--stack", default=os.environ.get("LONGRUN_STACK", "longrun"), help="default longrun")
-    history.set_defaults(func=cmd_ops)
-    listing.set_defaults(func=cmd_ops)
+        command.set_defaults(func=cmd_ops)
 
     worker = sub.add_parser("worker", help="run a worker").add_subparsers(dest="worker_kind", required=True)
     build = worker.add_parser("build", help="a build worker: polls the build queue until SIGTERM")

@@ -8,39 +8,32 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
-from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from api import cursor, idempotency
-from core import aws, config, git_input, holdings, jobs, launcher, locks, paths, projects, publisher, schemas
-from core.config import state_machine_arn
+from api import cursor
+from core import aws, config, holdings, jobs, paths, projects, publisher, retries, schemas, submission
 from core.errors import (
     ApiError,
     Conflict,
     NotFound,
     PayloadTooLarge,
-    ProjectBusy,
     ServiceUnavailable,
     Throttled,
     ValidationError,
 )
+from core.observability import append_job_keys, logger, tracer
 
-logger = Logger()
-metrics = Metrics()
 app = APIGatewayRestResolver()
 
 MAX_BODY_BYTES = 256 * 1024
 _THROTTLING_CODES = frozenset({"ThrottlingException", "ProvisionedThroughputExceededException", "RequestLimitExceeded"})
 _ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-GIT_JOB_TYPES = locks.GIT_JOB_TYPES
 # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
 _DIGITS = re.compile(r"[0-9]+")
 
@@ -106,6 +99,7 @@ def _owned_job(job_id: str) -> dict[str, Any]:
     job = jobs.get_owned(_path_id(job_id), _user())
     if job is None:
         raise NotFound(f"job {job_id} not found")
+    append_job_keys(job)
     return job
 
 
@@ -121,137 +115,15 @@ def _accepted(job: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-# --- validation ---------------------------------------------------------------------------------
-
-
-def _validate(body: dict[str, Any], user_id: str) -> tuple[str, str | None, dict[str, Any]]:
-    """The job's type, project and params, or a ValidationError listing every problem."""
-    problems = schemas.violations("job-request.json", body)
-    job_type = body.get("type")
-    params = body.get("params", {})
-    known = schemas.job_types()
-    if isinstance(job_type, str) and job_type not in known:
-        problems.append({"path": "type", "message": f"unknown job type; one of {', '.join(known)}"})
-    elif isinstance(job_type, str) and isinstance(params, dict):
-        problems += schemas.violations(f"jobs/{job_type}.json", params, ["params"])
-    if job_type == "create-project" and "projectId" in body:
-        problems.append({"path": "projectId", "message": "create-project makes its own project"})
-    elif isinstance(job_type, str) and job_type in known and job_type != "create-project" and "projectId" not in body:
-        problems.append({"path": "projectId", "message": "is required"})
-    if not problems and job_type in GIT_JOB_TYPES:
-        problems += _git_problems(params)
-    if not problems and job_type == "sync" and "prefix" in params:
-        try:
-            params = {**params, "prefix": _sync_prefix(params["prefix"])}
-        except paths.PathError as e:
-            problems.append({"path": "params.prefix", "message": e.message})
-    if problems:
-        raise ValidationError("the job request is not valid", sorted(problems, key=lambda p: p["path"]))
-    project_id = body.get("projectId")
-    if project_id is not None and projects.get_owned(project_id, user_id) is None:
-        raise NotFound(f"project {project_id} not found")
-    return job_type, project_id, params
-
-
-def _git_problems(params: dict[str, Any]) -> list[dict[str, str]]:
-    """git's hostile forms, refused before any git process exists (see core.git_input)."""
-    problems = []
-    for field, value in params.items():
-        try:
-            if field == "repoUrl":
-                git_input.check_repo_url(value, config.git_private_hosts())
-            elif field in ("ref", "source", "target"):
-                git_input.check_ref(value, f"params.{field}")
-            elif field == "name":  # becomes feature/<name>, release/<name>, a tag
-                git_input.check_ref(f"feature/{value}", "params.name")
-        except git_input.GitInputError as e:
-            problems.append({"path": e.path, "message": e.message})
-    return problems
-
-
-def _sync_prefix(value: str) -> str:
-    """A sync's ``prefix``: a checked relative directory, ending in ``/`` (``src`` and ``src/`` alike)."""
-    return paths.check_relative_path(value.rstrip("/") if value.endswith("/") else value, "params.prefix") + "/"
-
-
-def _with_defaults(job_type: str, params: dict[str, Any]) -> dict[str, Any]:
-    """Fill the defaults the schema declares, so the workflow sees what the user meant."""
-    declared = schemas.load(f"jobs/{job_type}.json").get("properties", {})
-    filled = dict(params)
-    for name, spec in declared.items():
-        if name not in filled and "default" in spec:
-            filled[name] = spec["default"]
-    return filled
-
-
 # --- routes -------------------------------------------------------------------------------------
 
 
 @app.post("/jobs")
 def start_job() -> Response:
-    user_id = _user()
-    body = _body()
-    job_type, project_id, params = _validate(body, user_id)
-    params = _with_defaults(job_type, params)
-    machine = state_machine_arn(job_type)
-    if machine is None:
-        raise ValidationError(
-            "this deployment does not run that job type", [{"path": "type", "message": "not deployed"}]
-        )
-
-    job_id = uuid.uuid4().hex
-    # The key is claimed first: a repeat of a request that already made its job gets that job,
-    # even though the job has since taken the project name the repeat asks for.
-    key = _header("Idempotency-Key")
-    claimed = idempotency.claim(user_id, key, body, job_id) if key is not None else None
-    if claimed and claimed.job_id:
-        existing = jobs.get(claimed.job_id, consistent=True)
-        return _json(202, _accepted(existing), {"Location": f"/jobs/{existing['jobId']}"})
-    try:
-        job = _start(job_id, user_id, job_type, project_id, params, machine)
-    except Exception:
-        if claimed:
-            idempotency.release(claimed)
-        raise
-    if claimed:
-        idempotency.complete(claimed)
-    metrics.add_metric(name="JobsStarted", unit=MetricUnit.Count, value=1)
-    logger.info("job started", extra={"jobId": job_id, "executionArn": job["executionArn"], "type": job_type})
-    return _json(202, _accepted(job), {"Location": f"/jobs/{job_id}"})
-
-
-def _start(
-    job_id: str, user_id: str, job_type: str, project_id: str | None, params: dict[str, Any], machine: str
-) -> dict[str, Any]:
-    """Write the job, then start its execution; a job whose start fails is closed ``FAILED``."""
-    if job_type == "create-project":
-        project_id = "prj-" + uuid.uuid4().hex[:16]
-    job = launcher.new_job(job_id, user_id, job_type, project_id, params, machine)
-    if job_type == "create-project":
-        # One write: the job, only while the name is free (the workflow's ReserveName settles a race).
-        if not jobs.put_new_unless(job, projects.name_key(user_id, params["name"])):
-            raise Conflict(f"you already have a project named {params['name']!r}")
-    else:
-        if job_type in GIT_JOB_TYPES and project_id:
-            holder = locks.acquire(project_id, job_id, job_type)
-            if holder is not None:
-                raise ProjectBusy(
-                    f"project {project_id} is busy with git job {holder}",
-                    [{"path": "projectId", "message": "another git job runs on this project", "jobId": holder}],
-                )
-        try:
-            jobs.put_new(job)
-        except Exception:
-            if job_type in GIT_JOB_TYPES and project_id:
-                locks.release(project_id, job_id)
-            raise
-    try:
-        launcher.start_execution(job, machine)
-    except Exception:
-        if job_type in GIT_JOB_TYPES and project_id:
-            locks.release(project_id, job_id)
-        raise
-    return job
+    job = submission.submit(_user(), _body(), _header("Idempotency-Key"))
+    append_job_keys(job)  # JobsStarted is counted where every start passes (core.launcher)
+    logger.info("job started", extra={"type": job["type"]})
+    return _json(202, _accepted(job), {"Location": f"/jobs/{job['jobId']}"})
 
 
 @app.get("/jobs")
@@ -309,6 +181,14 @@ def cancel_job(job_id: str) -> Response:
     # changes the workspace for good (git) or copies its next batch (sync).
     holdings.give_back(job)
     return _json(202, jobs.view(jobs.get(job["jobId"], consistent=True)))
+
+
+@app.post("/jobs/<job_id>/retry")
+def retry_job(job_id: str) -> Response:
+    """Redrive a failed job's execution from the state that failed (see ``core.retries``)."""
+    job = retries.retry(_owned_job(job_id))
+    logger.info("job retried", extra={"jobId": job["jobId"], "attempt": job.get("attempt")})
+    return _json(202, jobs.view(job), {"Location": f"/jobs/{job['jobId']}"})
 
 
 @app.get("/projects/<project_id>")
@@ -395,6 +275,11 @@ def not_found(_: Exception) -> Response:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
-@metrics.log_metrics
+@tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    authorizer = (event.get("requestContext") or {}).get("authorizer") or {}
+    append_job_keys(
+        userId=authorizer.get("userId") or authorizer.get("principalId"),
+        jobId=(event.get("pathParameters") or {}).get("jobId"),
+    )
     return app.resolve(event, context)

@@ -26,16 +26,19 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
 
+from longrun.local.console import STATIC_PREFIX, ConsoleFiles
 from longrun.local.control_plane import ControlPlane
 from longrun.local.event_sources import SqsPoller
 from longrun.local.lambda_runtime import LambdaRuntime
 from longrun.local.rest_front import RestFront
 from longrun.local.services import ServicePool
 from longrun.local.stack import ACCOUNT_ID, Stack, StackBuilder
+from longrun.local.stepfunctions_local import StepFunctionsLocal
 from longrun.local.template import translate
 from longrun.local.websocket_front import WebSocketFront
 
@@ -70,8 +73,12 @@ class Options:
     stage: str = "local"
     # An external Step Functions engine (AWS Step Functions Local in Docker) instead of moto's.
     stepfunctions_endpoint: str | None = None
+    # "stepfunctions-local": the cloud runs that engine in Docker itself and sets the endpoint above.
+    engine: str = "moto"
     # Private hosts git jobs may reach: this machine, so a repository served here can be cloned.
     git_private_hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
+    # EventBridge sources whose "Start Job" events start jobs (the stack's TrustedEventSources).
+    trusted_sources: tuple[str, ...] = ("longrun.local",)
     # Build worker processes (the template's ECS service), and how long a silent one is given.
     build_workers: int = 2
     build_heartbeat_timeout: int = 10
@@ -92,6 +99,7 @@ class LocalCloud:
         self.stack: Stack | None = None
         self.pollers: list[SqsPoller] = []
         self.services: list[ServicePool] = []
+        self.stepfunctions_local: StepFunctionsLocal | None = None
 
     # --- start --------------------------------------------------------------------------------
 
@@ -103,6 +111,8 @@ class LocalCloud:
             # The control plane binds first: the AWS endpoint forwards Lambda invocations to it.
             self.control = ControlPlane(o.host, 0)
             self._start_moto(self.control.url)
+            if o.engine == "stepfunctions-local":
+                self._start_stepfunctions_local()
             self.runtime = LambdaRuntime(self._lambda_environment(), self.data_dir / "logs")
             self.control.runtime = self.runtime
             self.control.start()
@@ -116,6 +126,7 @@ class LocalCloud:
                     "VpcId": "vpc-local",
                     "SubnetIds": "subnet-local-a,subnet-local-b",
                     "GitPrivateHosts": ",".join(o.git_private_hosts),
+                    "TrustedEventSources": ",".join(o.trusted_sources),
                     "BuildWorkerImage": "longrun-local",
                     "BuildHeartbeatTimeoutSeconds": str(o.build_heartbeat_timeout),
                 },
@@ -138,8 +149,14 @@ class LocalCloud:
             self._start_services()
             if self.stack.rest_api is None or self.stack.websocket_api is None:
                 raise RuntimeError("the template has no REST API or no WebSocket API")
-            self.rest = RestFront(o.host, o.api_port, self.stack.rest_api, self.runtime, o.region)
             self.websocket = WebSocketFront(o.host, o.ws_port, self.stack.websocket_api, self.runtime, o.region)
+            console = ConsoleFiles(self.websocket.url)
+            self._upload_console(console)
+            self.rest = RestFront(
+                o.host, o.api_port, self.stack.rest_api, self.runtime, o.region,
+                s3=self.client("s3"), console=console,
+                websocket_alias=(self.stack.websocket_api.endpoint, self.websocket.url),
+            )  # fmt: skip
             self.control.websocket = self.websocket
             self.rest.start()
             self.websocket.start()
@@ -149,6 +166,20 @@ class LocalCloud:
         except BaseException:
             self.stop()
             raise
+
+    def _upload_console(self, console: ConsoleFiles) -> None:
+        """The web console's files where the template's S3 routes read them, as `make console-upload` puts them.
+
+        ``/static/{proxy+}`` reads ``static/{proxy}`` of the bucket, so the console goes under
+        ``static/console/`` and opens at ``{api}/static/console/index.html``, locally as on AWS.
+        """
+        assert self.stack is not None and self.stack.rest_api is not None
+        s3 = self.client("s3")
+        for route in self.stack.rest_api.routes:
+            if route.s3 is not None and "{" in route.s3.key:
+                prefix = route.s3.key.split("{", 1)[0] + STATIC_PREFIX
+                count = console.upload(s3, route.s3.bucket, prefix)
+                log.info("web console: %d files in s3://%s/%s for %s", count, route.s3.bucket, prefix, route.path)
 
     def _start_aws_process(
         self, name: str, port: int, lambda_url: str, dynamodb_url: str | None = None
@@ -184,6 +215,20 @@ class LocalCloud:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.1)
+
+    def _start_stepfunctions_local(self) -> None:
+        """Step Functions Local in Docker, its Lambda calls to the AWS endpoint just started.
+
+        From here on the cloud runs as with ``--stepfunctions-endpoint`` naming that container;
+        :meth:`stop` stops it, on a failed start too.
+        """
+        self.stepfunctions_local = StepFunctionsLocal(
+            aws_port=int(urlsplit(self.aws_url).port or 0),
+            region=self.options.region,
+            account_id=ACCOUNT_ID,
+            log_file=self.data_dir / "logs" / "stepfunctions-local.log",
+        )
+        self.options.stepfunctions_endpoint = self.stepfunctions_local.start()
 
     def client(self, service: str) -> Any:
         endpoint = self.aws_url
@@ -304,7 +349,8 @@ class LocalCloud:
 
     def exited(self) -> bool:
         """Whether a process the cloud depends on has exited under it."""
-        return any(process.poll() is not None for process in self._processes)
+        engine = self.stepfunctions_local
+        return any(process.poll() is not None for process in self._processes) or bool(engine and engine.exited())
 
     # --- stop ---------------------------------------------------------------------------------
 
@@ -329,6 +375,8 @@ class LocalCloud:
                 process.wait(timeout=10)
             except subprocess.TimeoutExpired:
                 process.kill()
+        if self.stepfunctions_local is not None:
+            self.stepfunctions_local.stop()
         for path in self._endpoints_files():
             path.unlink(missing_ok=True)
 

@@ -33,6 +33,13 @@ CREATED_IN_MOTO = {
     "AWS::SQS::QueuePolicy",
     "AWS::Events::Rule",  # moto delivers S3's EventBridge events to the rule's SQS target
     "AWS::Events::EventBus",
+    # Monitoring: created so that operators find them as on AWS (describe-alarms, the dashboard,
+    # the topic). Nothing evaluates an alarm locally: moto's CloudWatch gets no metrics (the
+    # functions' EMF lines land in their log files) and the engine logs nothing to CloudWatch Logs.
+    "AWS::CloudWatch::Alarm",
+    "AWS::CloudWatch::Dashboard",
+    "AWS::SNS::Topic",
+    "AWS::SNS::Subscription",
 }
 SERVED_LOCALLY = {
     "AWS::Lambda::EventSourceMapping",  # polled by event_sources (SQS → function)
@@ -59,11 +66,16 @@ SERVED_LOCALLY = {
     # Scaling on the queue's depth is AWS's; the local pool keeps its fixed size (said at start).
     "AWS::ApplicationAutoScaling::ScalableTarget",
     "AWS::ApplicationAutoScaling::ScalingPolicy",
-    "AWS::CloudWatch::Alarm",
 }
 # Where the worker image (infra/worker/Dockerfile) puts this repository's code.
 IMAGE_ROOT = "/app"
+# Rule targets the local cloud delivers: moto itself delivers to SQS; Lambda functions and state
+# machines go through longrun.local.event_targets (moto fails PutEvents on them).
+_RULE_TARGET_SERVICES = ("sqs", "lambda", "states")
+_RULE_TARGET_FIELDS = {"Id", "Arn", "Input", "InputPath", "InputTransformer", "DeadLetterConfig", "RetryPolicy"}
 _FUNCTION_URI = re.compile(r"functions/(arn:[^/]+)/invocations")
+# An API Gateway AWS service integration with S3 by path: arn:aws:apigateway:{region}:s3:path/{bucket}/{key}
+_S3_PATH_URI = re.compile(r"^arn:[^:]+:apigateway:[^:]*:s3:path/([^/{}]+)/(.+)$")
 
 
 class CannotEmulate(Exception):
@@ -71,11 +83,23 @@ class CannotEmulate(Exception):
 
 
 @dataclass
+class S3Integration:
+    """A route that API Gateway answers from S3 with a role (``type: aws``, ``s3:path/…``): static files."""
+
+    bucket: str
+    key: str  # the object key, with {placeholders} filled from the request: "static/{proxy}"
+    role_arn: str
+    path_parameters: dict[str, str]  # placeholder → the method's path parameter
+    responses: dict[str, dict[str, Any]]  # selection pattern (on S3's status) → integration response
+
+
+@dataclass
 class RestRoute:
     method: str
     path: str  # "/jobs/{jobId}"
-    function: str  # function name
+    function: str  # function name ("" for an S3 route)
     authorizer: str | None
+    s3: S3Integration | None = None
     pattern: re.Pattern[str] = field(init=False)
 
     def __post_init__(self) -> None:
@@ -111,6 +135,7 @@ class WebSocketApiSpec:
     connect_authorizer: str | None  # function name
     throttle_rate: float | None = None
     throttle_burst: int | None = None
+    endpoint: str = ""  # its ApiEndpoint attribute as the template reads it (the local @connections URL)
 
 
 @dataclass
@@ -153,7 +178,7 @@ class Stack:
         """Names of the functions a client waits on: API integrations and authorizers."""
         names: set[str] = set()
         if self.rest_api:
-            names |= {route.function for route in self.rest_api.routes}
+            names |= {route.function for route in self.rest_api.routes if route.function}
             names |= {authorizer.function for authorizer in self.rest_api.authorizers.values()}
         if self.websocket_api:
             names |= set(self.websocket_api.routes.values())
@@ -289,6 +314,12 @@ class StackBuilder:
             return f"{self.sqs_base}/{ACCOUNT_ID}/{self._name(logical_id, 'QueueName', 80)}"
         if kind == "AWS::Events::Rule":
             return self._name(logical_id, "Name", 64)
+        if kind == "AWS::SNS::Topic":
+            return f"arn:aws:sns:{arn}:{self._name(logical_id, 'TopicName', 256)}"
+        if kind == "AWS::CloudWatch::Alarm":
+            return self._name(logical_id, "AlarmName", 255)
+        if kind == "AWS::CloudWatch::Dashboard":
+            return self._name(logical_id, "DashboardName", 255)
         if kind == "AWS::Events::EventBus":
             return self._name(logical_id, "Name", 256)
         if kind == "AWS::Lambda::LayerVersion":
@@ -339,6 +370,9 @@ class StackBuilder:
             ("AWS::Events::Rule", "Arn"): f"arn:aws:events:{where}:rule/{ref}",
             ("AWS::Events::EventBus", "Arn"): f"arn:aws:events:{where}:event-bus/{ref}",
             ("AWS::Events::EventBus", "Name"): ref,
+            ("AWS::SNS::Topic", "TopicArn"): ref,
+            ("AWS::SNS::Topic", "TopicName"): str(ref).rsplit(":", 1)[-1],
+            ("AWS::CloudWatch::Alarm", "Arn"): f"arn:aws:cloudwatch:{where}:alarm:{ref}",
             ("AWS::EFS::FileSystem", "Arn"): f"arn:aws:elasticfilesystem:{where}:file-system/{ref}",
             ("AWS::EFS::AccessPoint", "Arn"): f"arn:aws:elasticfilesystem:{where}:access-point/{ref}",
             ("AWS::EC2::SecurityGroup", "GroupId"): ref,
@@ -374,6 +408,10 @@ class StackBuilder:
             "AWS::Events::EventBus",
             "AWS::Events::Rule",
             "AWS::StepFunctions::StateMachine",
+            "AWS::SNS::Topic",
+            "AWS::SNS::Subscription",
+            "AWS::CloudWatch::Alarm",
+            "AWS::CloudWatch::Dashboard",
         ):
             for logical_id in by_type.get(kind, []):
                 getattr(self, "_create_" + kind.split("::", 1)[1].replace("::", "_").lower())(
@@ -527,6 +565,38 @@ class StackBuilder:
                 QueueUrl=url, Attributes={"Policy": json.dumps(props["PolicyDocument"])}
             )
 
+    def _create_sns_topic(self, logical_id: str, props: dict[str, Any]) -> None:
+        attributes = {"DisplayName": str(props["DisplayName"])} if "DisplayName" in props else {}
+        self.aws("sns").create_topic(Name=self.stack.physical[logical_id].rsplit(":", 1)[-1], Attributes=attributes)
+
+    def _create_sns_subscription(self, logical_id: str, props: dict[str, Any]) -> None:
+        # moto records it (an email subscription stays pending, as it would until confirmed); it sends nothing.
+        self.aws("sns").subscribe(TopicArn=props["TopicArn"], Protocol=props["Protocol"], Endpoint=props["Endpoint"])
+
+    def _create_cloudwatch_alarm(self, logical_id: str, props: dict[str, Any]) -> None:
+        """The alarm as PutMetricAlarm takes it: CloudFormation's property names are the API's."""
+        kwargs: dict[str, Any] = {
+            k: props[k]
+            for k in (
+                "AlarmDescription", "ActionsEnabled", "AlarmActions", "OKActions", "InsufficientDataActions",
+                "MetricName", "Namespace", "Statistic", "ExtendedStatistic", "Dimensions", "Unit",
+                "ComparisonOperator", "TreatMissingData", "EvaluateLowSampleCountPercentile",
+                "ThresholdMetricId", "Metrics",
+            )
+            if k in props
+        }  # fmt: skip
+        for key in ("Period", "EvaluationPeriods", "DatapointsToAlarm"):
+            if key in props:
+                kwargs[key] = int(props[key])
+        if "Threshold" in props:
+            kwargs["Threshold"] = float(props["Threshold"])
+        self.aws("cloudwatch").put_metric_alarm(AlarmName=self.stack.physical[logical_id], **kwargs)
+
+    def _create_cloudwatch_dashboard(self, logical_id: str, props: dict[str, Any]) -> None:
+        body = props["DashboardBody"]
+        json.loads(body)  # a body that is not JSON is a template bug: CloudFormation refuses it too
+        self.aws("cloudwatch").put_dashboard(DashboardName=self.stack.physical[logical_id], DashboardBody=body)
+
     def _create_events_eventbus(self, logical_id: str, props: dict[str, Any]) -> None:
         self.aws("events").create_event_bus(Name=self.stack.physical[logical_id])
 
@@ -543,13 +613,15 @@ class StackBuilder:
         events.put_rule(**kwargs)
         targets = props.get("Targets", [])
         for target in targets:
-            if ":sqs:" not in target["Arn"]:
-                raise CannotEmulate(f"{logical_id}: moto delivers rules to SQS targets only, not {target['Arn']}")
+            if not any(f":{service}:" in target["Arn"] for service in _RULE_TARGET_SERVICES):
+                raise CannotEmulate(
+                    f"{logical_id}: rules deliver to SQS, Lambda and Step Functions targets here, not {target['Arn']}"
+                )
         if targets:
             events.put_targets(
                 Rule=name,
                 **({"EventBusName": props["EventBusName"]} if "EventBusName" in props else {}),
-                Targets=[{"Id": t["Id"], "Arn": t["Arn"]} for t in targets],
+                Targets=[{k: v for k, v in t.items() if k in _RULE_TARGET_FIELDS} for t in targets],
             )
 
     def _event_source(self, logical_id: str) -> EventSourceSpec:
@@ -703,10 +775,25 @@ class StackBuilder:
         routes = []
         for path, methods in (body.get("paths") or {}).items():
             for method, operation in methods.items():
+                where = f"{logical_id} {method.upper()} {path}"
                 integration = operation.get("x-amazon-apigateway-integration") or {}
+                # SAM's marker for "no authorizer on this method" (an event's Auth: {Authorizer: NONE}).
+                security = [next(iter(s)) for s in operation.get("security", []) if s and next(iter(s)) != "NONE"]
+                if any(name not in authorizers for name in security):
+                    raise CannotEmulate(f"{where}: security {security} names no authorizer of the API")
+                if integration.get("type") == "aws" and _S3_PATH_URI.match(str(integration.get("uri"))):
+                    routes.append(
+                        RestRoute(
+                            method=method.upper(),
+                            path=path,
+                            function="",
+                            authorizer=security[0] if security else None,
+                            s3=self._s3_integration(where, integration),
+                        )
+                    )
+                    continue
                 if integration.get("type") != "aws_proxy":
-                    raise CannotEmulate(f"{logical_id} {method.upper()} {path}: only Lambda proxy integrations")
-                security = [next(iter(s)) for s in operation.get("security", []) if s]
+                    raise CannotEmulate(f"{where}: only Lambda proxy integrations and S3 GETs by path")
                 routes.append(
                     RestRoute(
                         method=method.upper(),
@@ -733,6 +820,33 @@ class StackBuilder:
             gateway_responses=body.get("x-amazon-apigateway-gateway-responses") or {},
             throttle_rate=throttle.get("ThrottlingRateLimit"),
             throttle_burst=throttle.get("ThrottlingBurstLimit"),
+        )
+
+    @staticmethod
+    def _s3_integration(where: str, integration: dict[str, Any]) -> S3Integration:
+        """An S3 GET by path with a role: what the local REST front can answer from moto's S3."""
+        match = _S3_PATH_URI.match(str(integration["uri"]))
+        assert match is not None
+        if str(integration.get("httpMethod", "")).upper() != "GET":
+            raise CannotEmulate(f"{where}: only GET is emulated for S3 integrations")
+        if not integration.get("credentials"):
+            raise CannotEmulate(f"{where}: an S3 integration needs a role (credentials)")
+        path_parameters = {}
+        for target, source in (integration.get("requestParameters") or {}).items():
+            if not (target.startswith("integration.request.path.") and source.startswith("method.request.path.")):
+                raise CannotEmulate(f"{where}: only path parameters are mapped to S3, not {target}")
+            path_parameters[target.rsplit(".", 1)[1]] = source.rsplit(".", 1)[1]
+        responses = integration.get("responses") or {}
+        for response in responses.values():
+            for source in (response.get("responseParameters") or {}).values():
+                if not (source.startswith("'") or source.startswith("integration.response.header.")):
+                    raise CannotEmulate(f"{where}: response parameter {source} (static values and headers only)")
+        return S3Integration(
+            bucket=match.group(1),
+            key=match.group(2),
+            role_arn=str(integration["credentials"]),
+            path_parameters=path_parameters,
+            responses=responses,
         )
 
     def _websocket_api(self, logical_id: str, by_type: dict[str, list[str]]) -> WebSocketApiSpec:
@@ -773,4 +887,5 @@ class StackBuilder:
             connect_authorizer=connect_authorizer,
             throttle_rate=throttle.get("ThrottlingRateLimit"),
             throttle_burst=throttle.get("ThrottlingBurstLimit"),
+            endpoint=str(self._get_att(logical_id, "ApiEndpoint")),
         )
