@@ -92,6 +92,7 @@ def cmd_local_up(args: argparse.Namespace) -> int:
   EFS        {cloud.stack.efs_root}
   Logs       {cloud.data_dir / "logs"}{engine_note}
   Tokens     longrun token --user alice   (signed with {secret_note})
+  Events     bus "{options.stack_name}": Job Status Change out; Start Job in from {", ".join(options.trusted_sources)}
 
   For `aws` and `longrun ops`:
     export AWS_ENDPOINT_URL={endpoints["aws"]} AWS_REGION={options.region} AWS_DEFAULT_REGION={options.region} \\
