@@ -10,7 +10,9 @@ copies a whole table on every ``TransactWriteItems``, so each job's writes cost 
 adds rows (the report prints the tables' rows and the cost of that write before each benchmark).
 Accept latency comes after those because the accept path writes no transaction. Git-clone and the
 builds follow (dispatch and live-log latency beside an SQS round trip taken between the builds,
-and the scaffold's build with a cold and a warm cache). Sync runs at the very end: it writes a GiB and
+and the scaffold's build with a cold and a warm cache), then the triggers (a job started by a
+``Start Job`` event beside one started by ``POST /jobs``; a build stopped behind the API's back,
+closed by the execution-status trigger, beside a cancel). Sync runs at the very end: it writes a GiB and
 more to the local S3, and its baselines are command-line tools (the ``bench`` extra:
 ``pip install -e '.[bench]'``, which ``make bench`` does). The table is also written to
 ``bench/results/latest.md``.
@@ -27,7 +29,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import accept, build, completion, git_clone, imports, sync, throughput
+from bench import accept, build, completion, git_clone, imports, sync, throughput, triggers
 from bench.cloud import Cloud, cores
 from bench.report import Section, render
 
@@ -40,6 +42,7 @@ CLOUD_SECTIONS = {
     "accept": (accept, "accept latency"),
     "git-clone": (git_clone, "git-clone"),
     "build": (build, "builds"),
+    "triggers": (triggers, "triggers"),
     "sync": (sync, "sync"),
 }
 CLOUD_BENCHMARKS = tuple(CLOUD_SECTIONS)
