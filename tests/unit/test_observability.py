@@ -10,8 +10,12 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -263,3 +267,19 @@ def _sqs_record(message_id: str, body: dict[str, Any]) -> dict[str, Any]:
     return {"messageId": message_id, "receiptHandle": "r", "body": json.dumps(body), "attributes": {},
             "messageAttributes": {}, "md5OfBody": "", "eventSource": "aws:sqs",
             "eventSourceARN": "arn:aws:sqs:us-east-1:123456789012:q", "awsRegion": "us-east-1"}  # fmt: skip
+
+
+def _tracer_in_fresh_interpreter(disabled: str) -> list[str]:
+    probe = (
+        "import sys; import core.observability as o; "
+        "print(type(o.tracer).__name__); print('aws_xray_sdk.core' in sys.modules)"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2] / "handlers"),
+           "POWERTOOLS_TRACE_DISABLED": disabled, "AWS_DEFAULT_REGION": "us-east-1"}  # fmt: skip
+    done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True)
+    return done.stdout.split()
+
+
+def test_tracing_off_never_imports_the_xray_sdk_and_on_it_is_powertools_tracer():
+    assert _tracer_in_fresh_interpreter("true") == ["_Untraced", "False"], "no X-Ray import cost where it is off"
+    assert _tracer_in_fresh_interpreter("false") == ["Tracer", "True"]
