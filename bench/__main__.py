@@ -29,7 +29,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import accept, build, completion, git_clone, imports, sync, throughput, triggers
+from bench import accept, build, completion, git_clone, imports, load, sync, throughput, triggers
 from bench.cloud import Cloud, cores
 from bench.report import Section, render
 
@@ -43,6 +43,7 @@ CLOUD_SECTIONS = {
     "git-clone": (git_clone, "git-clone"),
     "build": (build, "builds"),
     "triggers": (triggers, "triggers"),
+    "load": (load, "load"),
     "sync": (sync, "sync"),
 }
 CLOUD_BENCHMARKS = tuple(CLOUD_SECTIONS)

@@ -21,8 +21,8 @@ from typing import Any
 import httpx
 
 from bench import machines
+from bench.calls import Timed, concurrently, post_create_project, start_bare, timed_calls
 from bench.cloud import Cloud, Quiet
-from bench.load import Timed, concurrently, post_create_project, start_bare, timed_calls
 from bench.report import Row, Section
 from bench.stats import percentile
 

@@ -40,8 +40,8 @@ from typing import Any
 import httpx
 from websockets.sync.client import ClientConnection
 
+from bench.calls import unique_name
 from bench.cloud import Cloud, Quiet, parse_time
-from bench.load import unique_name
 from bench.report import Row, Section
 from bench.stats import fmt, median, percentile
 

@@ -21,8 +21,8 @@ from typing import Any
 
 from websockets.sync.client import ClientConnection
 
+from bench.calls import post_create_project
 from bench.cloud import Cloud, parse_time
-from bench.load import post_create_project
 from bench.report import Row, Section
 from bench.stats import percentile
 

@@ -19,9 +19,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from bench.calls import unique_name
 from bench.cloud import Cloud
 from bench.completion import until
-from bench.load import unique_name
 from bench.report import Row, Section
 from tests.support.git_server import GitServer
 

@@ -44,9 +44,9 @@ from typing import Any
 import httpx
 from websockets.sync.client import ClientConnection
 
+from bench.calls import unique_name
 from bench.cloud import REGION, Cloud, parse_time
 from bench.completion import until
-from bench.load import unique_name
 from bench.report import Row, Section
 
 KIB = 1024

@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench import machines
+from bench.calls import concurrently, post_create_project, start_bare
 from bench.cloud import Cloud, cores, parse_time
-from bench.load import concurrently, post_create_project, start_bare
 from bench.report import Row, Section
 from bench.stats import median
 

@@ -24,8 +24,8 @@ from typing import Any
 
 import httpx
 
+from bench.calls import post_create_project, unique_name
 from bench.cloud import Cloud, parse_time
-from bench.load import post_create_project, unique_name
 from bench.report import Row, Section
 from bench.stats import median
 
