@@ -87,17 +87,21 @@ class Cloud:
     process: subprocess.Popen[bytes]
     _tokens: dict[str, str] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    # The fault counts (longrun.local.faults) as the cloud wrote them when it stopped.
+    faults_at_stop: dict[str, Any] = field(default_factory=dict)
 
     # --- start and stop ---------------------------------------------------------------------
 
     @classmethod
-    def start(cls, timeout: float = 180) -> Cloud:
+    def start(cls, timeout: float = 180, extra_args: tuple[str, ...] = ()) -> Cloud:
+        """``extra_args`` go to ``longrun local up`` as they are: ``("--faults", "lambda.throttle=0.1")``."""
         workdir = Path(tempfile.mkdtemp(prefix="longrun-bench-"))
         endpoints_file = workdir / "endpoints.json"
         log = open(workdir / "local-up.log", "wb")  # noqa: SIM115 - the child writes to it until it stops
         process = subprocess.Popen(
             [sys.executable, "-m", "longrun.cli", "local", "up", "--api-port", "0", "--ws-port", "0",
-             "--aws-port", "0", "--data-dir", str(workdir / "data"), "--endpoints-file", str(endpoints_file)],
+             "--aws-port", "0", "--data-dir", str(workdir / "data"), "--endpoints-file", str(endpoints_file),
+             *extra_args],
             cwd=REPO,
             stdout=log,
             stderr=subprocess.STDOUT,
@@ -123,9 +127,16 @@ class Cloud:
             self.process.kill()
             self.process.wait(timeout=10)
         took = time.monotonic() - started
+        self.faults_at_stop = self.fault_counts()
         if not keep:
             shutil.rmtree(self.workdir, ignore_errors=True)
         return took
+
+    def fault_counts(self) -> dict[str, Any]:
+        """``{"rates", "seed", "injected": {name: n}, "draws": {name: n}}`` so far; empty without --faults."""
+        from longrun.local.faults import read_counts
+
+        return read_counts(self.workdir / "data")
 
     # --- clients ----------------------------------------------------------------------------
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -12,9 +13,14 @@ from typing import Any
 from urllib.parse import quote
 
 import httpx
+from websockets.exceptions import WebSocketException
 from websockets.sync.client import ClientConnection, connect
 
 DEFAULT_ENDPOINTS_FILE = Path(".longrun") / "endpoints.json"
+# API Gateway's answers when it could not reach the function (throttled, failed, timed out): a call
+# that is safe to repeat (a read, or a POST with an Idempotency-Key) is made again, with backoff.
+RETRIED_STATUSES = frozenset({500, 502, 503, 504})
+RETRIES = 4
 
 
 class ApiError(Exception):
@@ -52,9 +58,17 @@ class Client:
         self.endpoints = endpoints
         self.token = token
         self.http = httpx.Client(base_url=endpoints.api, headers={"Authorization": f"Bearer {token}"}, timeout=timeout)
+        self.reconnections = 0  # WebSocket connections of watch() that went away and were made again
+        self.retried_calls = 0  # calls made again after a 5xx (see RETRIED_STATUSES)
 
     def _call(self, method: str, path: str, **kwargs: Any) -> Any:
-        response = self.http.request(method, path, **kwargs)
+        repeatable = method in ("GET", "HEAD") or "Idempotency-Key" in (kwargs.get("headers") or {})
+        for attempt in range(RETRIES + 1):
+            response = self.http.request(method, path, **kwargs)
+            if not (repeatable and response.status_code in RETRIED_STATUSES and attempt < RETRIES):
+                break
+            self.retried_calls += 1
+            time.sleep(0.2 * 2**attempt)
         body = response.json() if response.content else None
         if response.status_code >= 400:
             raise ApiError(response.status_code, body)
@@ -98,31 +112,41 @@ class Client:
 
         Subscribes over the WebSocket, then fills any gap (events published before the
         subscription took hold) from ``GET /jobs/{jobId}/events``: nothing is missed or repeated.
+        A connection that goes away (the server may drop it at any time) is made again, the job
+        subscribed to again and the gap filled the same way.
         """
-        import time
-
         deadline = time.monotonic() + timeout
-        with self.websocket() as ws:
-            ws.send(json.dumps({"action": "subscribe", "jobId": job_id}))
-            seen = 0
-            pending: dict[int, dict[str, Any]] = {}
-            while time.monotonic() < deadline:
-                try:
-                    message = json.loads(ws.recv(timeout=1.0))
-                except TimeoutError:
-                    message = None
-                if message is not None:
-                    if message.get("type") == "error":
-                        raise ApiError(404 if message["error"]["code"] == "NotFound" else 400, message)
-                    if message.get("jobId") == job_id and message.get("seq", 0) > seen:
-                        pending[message["seq"]] = message
-                if (pending and min(pending) > seen + 1) or message is None:
-                    for event in self.events(job_id, after=seen):
-                        pending.setdefault(event["seq"], event)
-                while seen + 1 in pending:
-                    seen += 1
-                    event = pending.pop(seen)
-                    yield event
-                    if event["type"] == "job.finished":
-                        return
-            raise TimeoutError(f"job {job_id} did not finish within {timeout:.0f} s")
+        subscribe = json.dumps({"action": "subscribe", "jobId": job_id})
+        seen = 0
+        pending: dict[int, dict[str, Any]] = {}
+        while True:
+            try:
+                with self.websocket() as ws:
+                    ws.send(subscribe)
+                    while time.monotonic() < deadline:
+                        try:
+                            message = json.loads(ws.recv(timeout=1.0))
+                        except TimeoutError:
+                            message = None
+                        if message is not None:
+                            if message.get("type") == "error":
+                                raise ApiError(404 if message["error"]["code"] == "NotFound" else 400, message)
+                            if "type" not in message and "message" in message:  # API Gateway could not route it
+                                ws.send(subscribe)
+                            if message.get("jobId") == job_id and message.get("seq", 0) > seen:
+                                pending[message["seq"]] = message
+                        if (pending and min(pending) > seen + 1) or message is None:
+                            for event in self.events(job_id, after=seen):
+                                pending.setdefault(event["seq"], event)
+                        while seen + 1 in pending:
+                            seen += 1
+                            event = pending.pop(seen)
+                            yield event
+                            if event["type"] == "job.finished":
+                                return
+                    raise TimeoutError(f"job {job_id} did not finish within {timeout:.0f} s")
+            except (WebSocketException, ConnectionError):  # gone, or refused while connecting: again
+                if time.monotonic() >= deadline:
+                    raise TimeoutError(f"job {job_id} did not finish within {timeout:.0f} s") from None
+                self.reconnections += 1
+                time.sleep(min(1.0, 0.1 * self.reconnections))

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
-# Lambda's own retries are the state machine's Retry; keep the SDK's short and bounded.
-_CONFIG = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=3, read_timeout=10)
+from core import scoped
+
+# Lambda's own retries are the state machine's Retry; keep the SDK's short and bounded. Standard mode
+# retries throttling (DynamoDB's ProvisionedThroughputExceededException included) with jittered
+# backoff; five attempts make a throttled request fail only at a throttle rate's fifth power (a 10%
+# rate: one request in 100,000), and what still fails is the step's TransientError for its Retry.
+_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5}, connect_timeout=3, read_timeout=10)
 
 
 @cache
@@ -32,6 +37,18 @@ def table(name: str) -> Any:
 def connections_client(endpoint_url: str) -> Any:
     """The WebSocket ``@connections`` client: its endpoint is per API and stage, so it is explicit."""
     return boto3.client("apigatewaymanagementapi", endpoint_url=endpoint_url, config=_CONFIG)
+
+
+@lru_cache(maxsize=256)
+def project_client(project_id: str, service: str) -> Any:
+    """A client acting for one project only (core.scoped): for the steps that touch its files and records."""
+    return scoped.project_session(project_id).client(service, config=_CONFIG)
+
+
+@lru_cache(maxsize=256)
+def project_table(project_id: str, name: str) -> Any:
+    """A table acting for one project only: its items are reachable, another project's are refused."""
+    return scoped.project_session(project_id).resource("dynamodb", config=_CONFIG).Table(name)
 
 
 @cache

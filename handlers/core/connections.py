@@ -64,10 +64,16 @@ def subscribe(connection_id: str, user_id: str, kind: str, target_id: str) -> No
             "expiresAt": epoch_seconds() + CONNECTION_LIFETIME_SECONDS,
         }
     )
+    # The connection may go away (and $disconnect forget it) while this runs: then this update makes
+    # the item again, so it carries what forget() and the TTL need, whichever came first.
     table.update_item(
         Key={"pk": f"conn#{connection_id}", "sk": "conn"},
-        UpdateExpression="ADD subs :k",
-        ExpressionAttributeValues={":k": {key["sk"]}},
+        UpdateExpression="ADD subs :k SET userId = :u, expiresAt = if_not_exists(expiresAt, :e)",
+        ExpressionAttributeValues={
+            ":k": {key["sk"]},
+            ":u": user_id,
+            ":e": epoch_seconds() + CONNECTION_LIFETIME_SECONDS,
+        },
     )
 
 
@@ -86,7 +92,7 @@ def forget(connection_id: str) -> None:
     """Delete a connection and every subscription it held."""
     item = connection(connection_id)
     keys = [{"pk": f"conn#{connection_id}", "sk": "conn"}]
-    if item:
+    if item and item.get("userId"):  # an item an older subscribe made again holds no user: TTL removes it
         keys += [{"pk": f"sub#{item['userId']}", "sk": sk} for sk in item.get("subs", set())]
     with _table().batch_writer() as batch:
         for key in keys:

@@ -27,10 +27,13 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 from longrun.local import event_targets, moto_fixes, presigned
+from longrun.local.faults import Faults, FaultSpecError, write_json
+from longrun.local.faults import parse as parse_faults
 
 _INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host", "content-length"})
@@ -94,10 +97,17 @@ class LocalAwsApp:
     them (see :mod:`longrun.local.moto_fixes`).
     """
 
-    def __init__(self, moto_app: Callable[..., Iterable[bytes]], lambda_url: str, dynamodb_url: str | None) -> None:
+    def __init__(
+        self,
+        moto_app: Callable[..., Iterable[bytes]],
+        lambda_url: str,
+        dynamodb_url: str | None,
+        faults: Faults | None = None,
+    ) -> None:
         self.moto_app = moto_app
         self.lambda_runtime = _Upstream(lambda_url, "Lambda runtime")
         self.dynamodb = _Upstream(dynamodb_url, "DynamoDB") if dynamodb_url else None
+        self.faults = faults or Faults()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         refused = presigned.refusal(environ, start_response)
@@ -108,9 +118,38 @@ class LocalAwsApp:
         if moto_fixes.is_dynamodb_request(environ):
             if self.dynamodb is not None:
                 return self.dynamodb.forward(environ, start_response)
+            if self.faults.strike("dynamodb.throttle"):
+                return _throttled(environ, start_response)
             with moto_fixes.dynamodb_request_lock():
                 return list(self.moto_app(environ, start_response))
         return self.moto_app(environ, start_response)
+
+
+def _throttled(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    """DynamoDB's answer to a request over the table's throughput (``--faults dynamodb.throttle``)."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    if length:
+        environ["wsgi.input"].read(length)  # the connection is kept alive: leave no body behind
+    code = "ProvisionedThroughputExceededException"
+    body = {
+        "__type": f"com.amazonaws.dynamodb.v20120810#{code}",
+        "message": "The level of configured provisioned throughput for the table was exceeded. "
+        "Consider increasing your provisioning level with the UpdateTable API. (injected fault: dynamodb.throttle)",
+    }
+    start_response("400 Bad Request", [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-ErrorType", code)])
+    return [json.dumps(body).encode()]
+
+
+def _report_faults(faults: Faults, path: str) -> None:
+    """Armed by SIGUSR1 (once the cloud is up); the counts go to ``path`` every second and at exit."""
+    signal.signal(signal.SIGUSR1, lambda *_: faults.arm())
+
+    def run() -> None:
+        while True:
+            write_json(Path(path), faults.snapshot())
+            time.sleep(1)
+
+    threading.Thread(target=run, name="fault-counts", daemon=True).start()
 
 
 def _exit_with_parent() -> None:
@@ -131,7 +170,14 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--lambda-url", required=True, help="where Lambda invocations go")
     parser.add_argument("--dynamodb-url", help="where DynamoDB requests go (else moto answers them here)")
+    parser.add_argument("--faults", help="longrun.local.faults: this process injects dynamodb.throttle")
+    parser.add_argument("--faults-seed", type=int, default=0)
+    parser.add_argument("--faults-file", help="where this process writes its fault counts")
     args = parser.parse_args(argv)
+    try:
+        faults = Faults(parse_faults(args.faults), args.faults_seed) if args.faults else Faults()
+    except FaultSpecError as e:
+        parser.error(str(e))
 
     from moto.core.config import default_user_config
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
@@ -141,7 +187,9 @@ def main(argv: list[str] | None = None) -> None:
     moto_fixes.install()
     event_targets.install()
     default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
-    app = LocalAwsApp(DomainDispatcherApplication(create_backend_app), args.lambda_url, args.dynamodb_url)
+    app = LocalAwsApp(DomainDispatcherApplication(create_backend_app), args.lambda_url, args.dynamodb_url, faults)
+    if faults and args.faults_file:
+        _report_faults(faults, args.faults_file)
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
     # moto's service integrations (Step Functions → Lambda, SQS, DynamoDB) call back on MOTO_PORT.
     os.environ["MOTO_PORT"] = str(server.server_port)
@@ -154,6 +202,8 @@ def main(argv: list[str] | None = None) -> None:
         pass
     finally:
         server.server_close()
+        if faults and args.faults_file:
+            write_json(Path(args.faults_file), faults.snapshot())
 
 
 if __name__ == "__main__":

@@ -13,11 +13,13 @@ import contextlib
 import json
 import re
 import threading
+import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from longrun.local.faults import Faults
 from longrun.local.http_util import Handler, Service
-from longrun.local.lambda_runtime import LambdaRuntime, Throttled
+from longrun.local.lambda_runtime import LambdaRuntime, ServiceFailure, Throttled
 
 if TYPE_CHECKING:
     from longrun.local.websocket_front import WebSocketFront
@@ -31,7 +33,8 @@ def _aws_error(handler: Handler, status: int, code: str, message: str) -> None:
     handler.reply(
         status,
         {"message": message, "Message": message, "__type": code},
-        {"x-amzn-ErrorType": code},
+        # Every AWS answer names its request; Step Functions quotes it in a task's error cause.
+        {"x-amzn-ErrorType": code, "x-amzn-RequestId": str(uuid.uuid4())},
     )
 
 
@@ -41,6 +44,7 @@ class ControlPlane(Service):
     def __init__(self, host: str, port: int, runtime: LambdaRuntime | None = None) -> None:
         self.runtime = runtime
         self.websocket: WebSocketFront | None = None
+        self.faults = Faults()  # ws.gone: see longrun.local.faults
         plane = self
 
         class RequestHandler(Handler):
@@ -77,6 +81,14 @@ class ControlPlane(Service):
         if kind == "DryRun":
             handler.reply(204, b"")
             return
+        try:
+            self.runtime.admit(function)
+        except Throttled as e:
+            _aws_error(handler, 429, "TooManyRequestsException", str(e))
+            return
+        except ServiceFailure as e:
+            _aws_error(handler, 500, "ServiceException", str(e))
+            return
         if kind == "Event":
             threading.Thread(target=self._invoke_async, args=(function, event), daemon=True).start()
             handler.reply(202, b"")
@@ -108,7 +120,8 @@ class ControlPlane(Service):
             if len(data) > MAX_POST_BYTES:
                 _aws_error(handler, 413, "PayloadTooLargeException", "message over 128 KiB")
                 return
-            if not ws.post(connection_id, data):
+            gone = ws.describe(connection_id) is not None and self.faults.strike("ws.gone")
+            if not ws.post(connection_id, data, gone=gone):
                 _aws_error(handler, 410, "GoneException", f"connection {connection_id} is gone")
                 return
             handler.reply(200, b"")

@@ -5,6 +5,9 @@ It behaves as Lambda's poller does: a batch of up to ``BatchSize`` messages gath
 every message deleted on success; with ``ReportBatchItemFailures`` only those not listed in
 ``batchItemFailures``; on a function error none, so they come back after the queue's visibility
 timeout and, past ``maxReceiveCount``, land in the dead-letter queue (moto applies the redrive).
+An Invoke the Lambda service itself refuses (throttled, or its ``500``) is not the function's
+error: the poller backs off and invokes the same batch again, as Lambda's poller does, and only
+after :data:`SERVICE_RETRIES` such refusals leaves the batch to the visibility timeout.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import threading
 import time
 from typing import Any
 
-from longrun.local.lambda_runtime import LambdaRuntime
+from longrun.local.lambda_runtime import LambdaRuntime, Outcome, ServiceFailure, Throttled
 from longrun.local.stack import EventSourceSpec
 
 log = logging.getLogger("longrun.local.event_sources")
@@ -37,6 +40,9 @@ def _record(message: dict[str, Any], queue_arn: str, region: str) -> dict[str, A
 
 # Lambda's SQS poller starts with five concurrent batches per mapping (and scales up from there).
 CONCURRENT_BATCHES = 5
+# Throttled or failed Invokes of one batch retried, 0.1 s doubling (about 6 s in all), before the
+# batch is left to come back after the queue's visibility timeout.
+SERVICE_RETRIES = 6
 
 
 class SqsPoller:
@@ -103,10 +109,25 @@ class SqsPoller:
                 log.exception("polling %s for %s failed", self.spec.queue_url, self.spec.function)
                 time.sleep(1)
 
+    def _invoke(self, event: dict[str, Any]) -> Outcome | None:
+        """The batch's invocation, again after each refusal by the Lambda service; None if it never ran."""
+        for attempt in range(SERVICE_RETRIES + 1):
+            try:
+                return self.runtime.invoke(self.spec.function, event)
+            except (Throttled, ServiceFailure) as e:
+                log.info("%s: %s; invoking the batch again", self.spec.function, e)
+                if attempt == SERVICE_RETRIES or self._stop.wait(0.1 * 2**attempt):
+                    break
+        return None
+
     def _deliver(self, batch: list[dict[str, Any]]) -> None:
         event = {"Records": [_record(m, self.queue_arn, self.region) for m in batch]}
         self.invocations += 1
-        outcome = self.runtime.invoke(self.spec.function, event)
+        outcome = self._invoke(event)
+        if outcome is None:
+            log.warning("%s: the Lambda service refused a batch of %d %d times; it returns after the visibility "
+                        "timeout", self.spec.function, len(batch), SERVICE_RETRIES + 1)  # fmt: skip
+            return
         if outcome.function_error:
             log.warning("%s failed on a batch of %d; the messages return after the visibility timeout",
                         self.spec.function, len(batch))  # fmt: skip

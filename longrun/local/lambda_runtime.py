@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from longrun.local.faults import Faults
+
 log = logging.getLogger("longrun.local.lambda")
 
 
@@ -57,6 +59,10 @@ class Outcome:
 
 class Throttled(Exception):
     """Every execution environment of the function stayed busy past the wait: Lambda's 429."""
+
+
+class ServiceFailure(Exception):
+    """The Lambda service failed the Invoke itself (``500 ServiceException``); the function never ran."""
 
 
 class _Worker:
@@ -250,10 +256,11 @@ def _error(kind: str, message: str, duration: float = 0.0) -> Outcome:
 class LambdaRuntime:
     """Every function of the stack, found by name or ARN."""
 
-    def __init__(self, base_env: dict[str, str], log_dir: Path) -> None:
+    def __init__(self, base_env: dict[str, str], log_dir: Path, faults: Faults | None = None) -> None:
         self._base_env = base_env
         self._log_dir = log_dir
         self._pools: dict[str, FunctionPool] = {}
+        self.faults = faults or Faults()
 
     def add(self, spec: FunctionSpec) -> None:
         pool = FunctionPool(spec, self._base_env, self._log_dir)
@@ -272,10 +279,18 @@ class LambdaRuntime:
     def pools(self) -> list[FunctionPool]:
         return list({id(p): p for p in self._pools.values()}.values())
 
+    def admit(self, function: str) -> None:
+        """The Lambda service's own refusals of an Invoke, as ``--faults`` asks for them."""
+        if self.faults.strike("lambda.throttle"):
+            raise Throttled(f"Rate Exceeded. (injected fault: lambda.throttle on {function})")
+        if self.faults.strike("lambda.error"):
+            raise ServiceFailure(f"Lambda could not process the request (injected fault: lambda.error on {function})")
+
     def invoke(self, function: str, event: Any) -> Outcome:
         pool = self.pool(function)
         if pool is None:
             raise KeyError(function)
+        self.admit(function)
         return pool.invoke(event)
 
     def close(self) -> None:

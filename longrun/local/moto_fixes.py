@@ -17,7 +17,10 @@ on AWS (:func:`_stop_ends_task_token_waits`). ``SendTaskFailure`` dropped its ``
 (:func:`_task_failure_keeps_its_cause`), a heartbeat sent right after the task's message
 was refused (:func:`_early_heartbeats_count`), and a retried task kept its first token
 (:func:`_each_attempt_has_its_own_token`); a spent token's heartbeat was a ``500``
-(:func:`_spent_tokens_answer_as_on_aws`). And moto emits no "Execution Status Change" events
+(:func:`_spent_tokens_answer_as_on_aws`); a Lambda task whose Invoke the Lambda service refused
+(``429``, ``500``) failed with ``Exception`` instead of ``Lambda.TooManyRequestsException`` or
+``Lambda.ServiceException``, which the workflows' Retry names (:func:`_lambda_refusals_named_as_on_aws`).
+And moto emits no "Execution Status Change" events
 (:func:`_executions_announce_their_status`) and has no ``RedriveExecution``
 (:mod:`longrun.local.redrive`, installed with these fixes).
 
@@ -403,6 +406,44 @@ def _executions_announce_their_status() -> None:
     _announcer = announce_now
 
 
+def _lambda_refusals_named_as_on_aws() -> None:
+    """A Task on a function ARN whose Invoke failed at the Lambda service fails with ``Lambda.<code>``.
+
+    On AWS the error of a refused Invoke is ``Lambda.TooManyRequestsException``,
+    ``Lambda.ServiceException`` and so on, for a ``Resource`` naming the function as for
+    ``lambda:invoke``; moto names it so for the latter only and ``Exception`` for the former.
+    """
+    from botocore.exceptions import ClientError
+    from moto.stepfunctions.parser.api import HistoryEventType, LambdaFunctionFailedEventDetails
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.failure_event import FailureEvent
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_lambda import (
+        StateTaskServiceLambda,
+    )
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task.state_task_lambda import StateTaskLambda
+    from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
+
+    original = StateTaskLambda._from_error
+    if getattr(original, "_longrun_fixed", False):
+        return
+
+    def from_error(self: Any, env: Any, ex: Exception) -> Any:
+        if not isinstance(ex, ClientError):
+            return original(self, env, ex)
+        error, cause = StateTaskServiceLambda._error_cause_from_client_error(ex)
+        return FailureEvent(
+            env=env,
+            error_name=CustomErrorName(error),
+            event_type=HistoryEventType.LambdaFunctionFailed,
+            event_details=EventDetails(
+                lambdaFunctionFailedEventDetails=LambdaFunctionFailedEventDetails(error=error, cause=cause)
+            ),
+        )
+
+    from_error._longrun_fixed = True  # type: ignore[attr-defined]
+    StateTaskLambda._from_error = from_error  # type: ignore[method-assign]
+
+
 def install() -> None:
     """Patch moto in this process (the local cloud's AWS endpoint only)."""
     import moto.dynamodb.models as models
@@ -419,6 +460,7 @@ def install() -> None:
     _early_heartbeats_count()
     _each_attempt_has_its_own_token()
     _spent_tokens_answer_as_on_aws()
+    _lambda_refusals_named_as_on_aws()
     _executions_announce_their_status()
     redrive.install()  # after the announce: a redrive and an execution's end are announced in order
 

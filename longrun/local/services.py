@@ -6,6 +6,9 @@ are the local EFS directory). Like ECS, a task that stops is replaced, and a sto
 every process it started with it: each task is a session of its own, and when its worker exits the
 supervisor kills whatever is left in that session (a build the worker was running).
 The template's scaling (queue-depth alarms, scalable target) is AWS's: the local pool keeps N.
+With ``--faults worker.kill=R`` each task running a build (its session holds more than the worker)
+is killed with ``SIGKILL`` with chance R each second, as a spot interruption or an out-of-memory
+kill takes a task on ECS; it is replaced like any stopped task.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import sys
 import threading
 from pathlib import Path
 
+from longrun.local.faults import Faults
 from longrun.local.stack import ServiceSpec
 
 log = logging.getLogger("longrun.local.services")
@@ -49,8 +53,17 @@ def kill_session(session_id: int) -> None:
 class ServicePool:
     """``count`` tasks of one service, replaced when they stop, until :meth:`stop`."""
 
-    def __init__(self, spec: ServiceSpec, count: int, base_environment: dict[str, str], code_dir: Path, logs: Path):
+    def __init__(
+        self,
+        spec: ServiceSpec,
+        count: int,
+        base_environment: dict[str, str],
+        code_dir: Path,
+        logs: Path,
+        faults: Faults | None = None,
+    ):
         self.spec, self.count, self.code_dir, self.logs = spec, count, code_dir, logs
+        self.faults = faults or Faults()
         self.environment = {**base_environment, **spec.environment, "PYTHONPATH": str(code_dir)}
         self.tasks: list[subprocess.Popen[bytes] | None] = [None] * count
         self.replaced = 0
@@ -84,8 +97,22 @@ class ServicePool:
     def pids(self) -> list[int]:
         return [task.pid for task in self.tasks if task is not None and task.poll() is None]
 
+    def _shoot_busy_tasks(self) -> None:
+        """``worker.kill``: one draw per task running a build, once a second."""
+        for task in list(self.tasks):
+            if task is None or task.poll() is not None or len(session_members(task.pid)) < 2:
+                continue
+            if self.faults.strike("worker.kill"):
+                log.warning("injected fault worker.kill: SIGKILL to build worker %s", task.pid)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(task.pid, signal.SIGKILL)
+
     def _supervise(self) -> None:
+        ticks = 0
         while not self._stopping.wait(0.5):
+            ticks += 1
+            if ticks % 2 == 0 and self.faults.rates.get("worker.kill") and self.faults.armed:
+                self._shoot_busy_tasks()
             for index, task in enumerate(self.tasks):
                 if task is not None and task.poll() is not None and not self._stopping.is_set():
                     log.warning("build worker %s exited (%s); replacing it", task.pid, task.returncode)

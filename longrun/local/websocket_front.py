@@ -23,7 +23,7 @@ from urllib.parse import parse_qs, urlsplit
 from websockets.http11 import Request, Response
 from websockets.sync.server import Server, ServerConnection, serve
 
-from longrun.local.lambda_runtime import LambdaRuntime, Throttled
+from longrun.local.lambda_runtime import LambdaRuntime, ServiceFailure, Throttled
 from longrun.local.stack import ACCOUNT_ID, WebSocketApiSpec
 from longrun.local.throttle import TokenBucket
 
@@ -81,9 +81,17 @@ class WebSocketFront:
 
     # --- the @connections API -----------------------------------------------------------------
 
-    def post(self, connection_id: str, data: bytes) -> bool:
+    def post(self, connection_id: str, data: bytes, gone: bool = False) -> bool:
+        """Send ``data``; False if the connection is gone (``410``).
+
+        ``gone``: the connection goes away now, as a client's network drops under API Gateway
+        (``--faults ws.gone``): it is closed with 1001 and the post finds it gone.
+        """
         with self._lock:
-            connection = self._connections.get(connection_id)
+            connection = self._connections.pop(connection_id, None) if gone else self._connections.get(connection_id)
+        if connection is not None and gone:
+            threading.Thread(target=connection.socket.close, args=(1001, "going away"), daemon=True).start()
+            return False
         if connection is None:
             return False
         try:
@@ -167,7 +175,7 @@ class WebSocketFront:
             }
             try:
                 outcome = self.runtime.invoke(self.spec.connect_authorizer, event)
-            except Throttled:
+            except (Throttled, ServiceFailure):
                 return self._refuse(connection, 500, "Authorizer throttled")
             payload = json.loads(outcome.payload or b"null")
             if outcome.function_error:
@@ -191,7 +199,10 @@ class WebSocketFront:
                 ),
                 "isBase64Encoded": False,
             }
-            outcome = self.runtime.invoke(self.spec.routes["$connect"], event)
+            try:
+                outcome = self.runtime.invoke(self.spec.routes["$connect"], event)
+            except (Throttled, ServiceFailure):  # the integration failed: API Gateway refuses the upgrade
+                return self._refuse(connection, 500, "Internal server error")
             status = _status_of(outcome)
             if status >= 300:
                 return self._refuse(connection, status if status < 600 else 500, "Forbidden")
@@ -244,6 +255,8 @@ class WebSocketFront:
                         socket.send(json.dumps({"message": "Internal server error", "connectionId": connection.id}))
                 except Throttled:
                     socket.send(json.dumps({"message": "Too Many Requests", "connectionId": connection.id}))
+                except ServiceFailure:
+                    socket.send(json.dumps({"message": "Internal server error", "connectionId": connection.id}))
         except Exception as e:  # the client went away mid-message
             log.debug("connection %s ended: %s", connection.id, e)
         finally:
@@ -264,6 +277,8 @@ class WebSocketFront:
                 }
                 try:
                     self.runtime.invoke(self.spec.routes["$disconnect"], event)
+                except (Throttled, ServiceFailure) as e:  # not retried, as on AWS: the TTL cleans up
+                    log.warning("$disconnect failed: %s", e)
                 except Exception:
                     log.exception("$disconnect failed")
 

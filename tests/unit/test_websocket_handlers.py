@@ -204,6 +204,21 @@ def test_disconnect_forgets_the_connection_and_its_subscriptions(aws):
     assert disconnect.handler(ws_event("c-never", "$disconnect"), FakeContext()) == {"statusCode": 200}
 
 
+def test_a_subscribe_that_races_the_disconnect_leaves_nothing_a_later_forget_trips_on(aws):
+    # The client goes away (ws.gone, a dropped network) while its subscribe is in flight: $disconnect
+    # forgets the connection, then the subscribe's writes land and make its item again.
+    connections.save_connection("c1", USER)
+    connections.forget("c1")
+    connections.subscribe("c1", USER, "job", "job-1")
+    record = connections.connection("c1")
+    assert record["userId"] == USER and int(record["expiresAt"]) > 0  # the TTL removes it if nothing else does
+    connections.forget("c1")  # as the publisher does on the 410: it must not raise
+    assert items_of(aws, "c1") == []
+    connections.unsubscribe("c1", USER, "job", "job-1")  # an item of the key alone
+    connections.forget("c1")
+    assert items_of(aws, "c1") == []
+
+
 def test_a_message_on_an_unknown_connection_is_gone(aws):
     assert send("c-unknown", {"action": "ping"}) == {"statusCode": 410}
     assert aws.pushed("c-unknown") == []
