@@ -5,8 +5,10 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+SCAN   := .venv-scan
+SCAN_STAMP := $(SCAN)/.installed
 
-.PHONY: demo test lint bench up deploy clean chromium console-upload
+.PHONY: demo test lint scan scanner bench up deploy clean chromium console-upload
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +20,8 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python -m longrun.demo
 
-## test: the whole suite (unit, workflow, end-to-end, template), then lint.
-test: $(STAMP) chromium
+## test: the whole suite (unit, workflow, end-to-end, template, scanners), then lint.
+test: $(STAMP) chromium scanner
 	$(BIN)/python -m pytest -q
 	$(BIN)/ruff check .
 
@@ -35,9 +37,26 @@ chromium:
 	  fi; \
 	fi
 
-lint: $(STAMP)
+lint: $(STAMP) $(SCAN_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/cfn-lint infra/template.yaml
+	$(SCAN)/bin/checkov --config-file infra/checkov.yaml -f infra/template.yaml
+
+## scan: checkov on the template (its skips and their reasons: infra/checkov.yaml and resources' Metadata).
+scan: $(SCAN_STAMP)
+	$(SCAN)/bin/checkov --config-file infra/checkov.yaml -f infra/template.yaml
+
+# checkov in an environment of its own (see the scan extra in pyproject.toml), at the range pinned there.
+$(SCAN_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(SCAN)
+	$(SCAN)/bin/pip install --quiet --upgrade pip
+	$(SCAN)/bin/pip install --quiet "$$($(PYTHON) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["scan"])')"
+	touch $(SCAN_STAMP)
+
+## scanner: for `make test`, checkov when it can be installed; otherwise tests/infra/test_scanners.py's
+## checkov test skips and says why.
+scanner:
+	@$(MAKE) --no-print-directory $(SCAN_STAMP) || echo "checkov could not be installed: its test will skip"
 
 ## bench: the benchmarks of bench/, each beside its baseline from the same run.
 bench: $(STAMP)
@@ -65,4 +84,4 @@ console-upload:
 	echo "web console: $$console"
 
 clean:
-	rm -rf $(VENV) .longrun .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(SCAN) .longrun .pytest_cache .ruff_cache

@@ -17,7 +17,7 @@ from typing import Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
-from core import aws, connections, jobs, observability, status_events
+from core import aws, connections, jobs, observability, quota, status_events
 from core.clock import now_iso
 from core.config import settings
 from core.errors import TransientError
@@ -68,6 +68,8 @@ def publish(
         event = {"type": message["type"], "jobId": job_id, "projectId": job.get("projectId"), "seq": seq, "at": at}
         event.update({k: v for k, v in message.items() if k != "type"})
         if _write(job_id, seq, at, event, set_fields or {}, close_as, while_running):
+            if close_as:  # before the push: a client told job.finished may start its next job at once
+                _give_back_place(job)
             _push(job, event)
             if seq == 1:  # the job's first event: its RUNNING is announced once, by the writer that won
                 status_events.announce(job, "RUNNING")
@@ -223,3 +225,18 @@ def finish(job: dict[str, Any], status: str, *, result: Any = None, error: dict[
         observability.job_finished(job, status, ended_at)
         status_events.announce(job, status)
     return closed
+
+
+def _give_back_place(job: dict[str, Any]) -> None:
+    """The closed job's place among its user's running jobs (core.quota), by the close that won only.
+
+    Every close passes here (``finish``: the notify step, a cancel, the execution-status trigger,
+    the sweeper, a start that failed), given back before ``job.finished`` is pushed.
+
+    A failure here must not undo the close (a retried step would find the job closed and give back
+    nothing): it is logged, and the quota heals the entry when the user next reaches the limit.
+    """
+    try:
+        quota.give_back(job["userId"], job["jobId"])
+    except Exception:
+        logger.exception("could not give back the job's place in its user's quota", extra={"jobId": job["jobId"]})

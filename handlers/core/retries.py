@@ -10,17 +10,19 @@ run that ``Fail`` state again, so it is refused with the reason.
 
 The job keeps its id and its ``seq``: it goes back to ``RUNNING`` with ``attempt`` one higher (the
 execution's ``redriveCount``; the execution-status trigger ignores the end of an earlier
-attempt), takes its project's lock again, and tells its subscribers with a ``job.progress`` event
+attempt), takes its project's lock and its place among its user's running jobs (:mod:`core.quota`)
+again, and tells its subscribers with a ``job.progress`` event
 of the step ``retry``.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
 from botocore.exceptions import ClientError
 
-from core import aws, jobs, locks, publisher, status_events
+from core import aws, jobs, locks, publisher, quota, status_events
 from core.clock import now_iso
 from core.config import settings
 from core.errors import Conflict, ProjectBusy
@@ -125,8 +127,11 @@ def retry(job: dict[str, Any]) -> dict[str, Any]:
                 f"project {project_id} is busy with job {holder}",
                 [{"path": "projectId", "message": "another job holds the project", "jobId": holder}],
             )
+    lost_race = False  # another retry reopened the job: the place is that retry's now
     try:
+        quota.take(job["userId"], job["jobId"])  # RUNNING again: it counts again (429 at the limit)
         if not _reopen(job, attempt):
+            lost_race = True
             raise Conflict(f"job {job['jobId']} changed meanwhile (another retry?); read it again")
         # The retry is an event of the job like any other (seq goes on), not a step of its workflow;
         # it comes before the redrive, so it precedes every event of the redriven steps.
@@ -143,6 +148,9 @@ def retry(job: dict[str, Any]) -> dict[str, Any]:
     except Exception:
         if locking:
             locks.release(project_id, job["jobId"])
+        if not lost_race:
+            with contextlib.suppress(Exception):  # the job stays closed: no place (the quota heals a miss)
+                quota.give_back(job["userId"], job["jobId"])
         raise
     status_events.announce(job, "RUNNING")
     return jobs.get(job["jobId"], consistent=True)

@@ -9,10 +9,11 @@ HTTP answer (the API) or a dead letter with its reason (the EventBridge trigger)
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from typing import Any
 
-from core import config, git_input, idempotency, jobs, launcher, locks, paths, projects, schemas
+from core import config, git_input, idempotency, jobs, launcher, locks, paths, projects, quota, schemas
 from core.config import state_machine_arn
 from core.errors import Conflict, NotFound, ProjectBusy, ValidationError
 
@@ -92,7 +93,8 @@ def submit(
 
     With an idempotency key, a repeat of a request that already made its job gets that job back
     (even though the job has since taken the project name the repeat asks for), and the same key
-    with another body is ``Conflict``.
+    with another body is ``Conflict``. A user with ``MaxConcurrentJobsPerUser`` jobs running is
+    ``Throttled`` (:mod:`core.quota`); a repeat is not a new job and is never refused for it.
     """
     job_type, project_id, params = validate(body, user_id)
     params = with_defaults(job_type, params)
@@ -105,10 +107,18 @@ def submit(
     claimed = (
         idempotency.claim(user_id, idempotency_key, body, job_id, key_path) if idempotency_key is not None else None
     )
-    if claimed and claimed.job_id:
+    if claimed and claimed.job_id:  # a repeat: its job took its place in the quota already
         return jobs.get(claimed.job_id, consistent=True)
     try:
-        job = _start(job_id, user_id, job_type, project_id, params, machine)
+        quota.take(user_id, job_id)  # 429 Throttled at MaxConcurrentJobsPerUser, before anything is written
+        try:
+            job = _start(job_id, user_id, job_type, project_id, params, machine)
+        except Exception:
+            # A start that failed gives its place back (publisher.finish did already if the job was
+            # written and closed StartFailed; a second give-back is a no-op).
+            with contextlib.suppress(Exception):  # the quota heals what this misses; keep the start's error
+                quota.give_back(user_id, job_id)
+            raise
     except Exception:
         if claimed:
             idempotency.release(claimed)
