@@ -35,15 +35,18 @@ def _key(project_id: str) -> dict[str, str]:
     return {"pk": f"lock#{project_id}"}
 
 
-def _table() -> Any:
+def _table(project_id: str, scoped: bool) -> Any:
+    """``scoped``: a step acting for the project (core.scoped); the API and notify use their own role."""
+    if scoped:
+        return aws.project_table(project_id, settings().projects_table)
     return aws.table(settings().projects_table)
 
 
-def acquire(project_id: str, job_id: str, job_type: str) -> str | None:
+def acquire(project_id: str, job_id: str, job_type: str, *, scoped: bool = False) -> str | None:
     """Take the project's lock for ``job_id``; ``None`` on success, else the id of the job that holds it."""
     now = epoch_seconds()
     try:
-        _table().put_item(
+        _table(project_id, scoped).put_item(
             Item={
                 **_key(project_id),
                 "jobId": job_id,
@@ -58,8 +61,8 @@ def acquire(project_id: str, job_id: str, job_type: str) -> str | None:
     except ClientError as e:
         if e.response["Error"]["Code"] != "ConditionalCheckFailedException":
             raise
-    holder = _table().get_item(Key=_key(project_id), ConsistentRead=True).get("Item")
-    return str(holder["jobId"]) if holder else acquire(project_id, job_id, job_type)
+    holder = _table(project_id, scoped).get_item(Key=_key(project_id), ConsistentRead=True).get("Item")
+    return str(holder["jobId"]) if holder else acquire(project_id, job_id, job_type, scoped=scoped)
 
 
 class ProjectBusy(Exception):
@@ -71,17 +74,17 @@ class LockLost(Exception):
 
 
 def hold(project_id: str, job_id: str, job_type: str) -> None:
-    """Take (or keep) the lock in a git step; ``ProjectBusy`` if another job holds it."""
-    holder = acquire(project_id, job_id, job_type)
+    """Take (or keep) the lock in a git step, as the project; ``ProjectBusy`` if another job holds it."""
+    holder = acquire(project_id, job_id, job_type, scoped=True)
     if holder is not None:
         raise ProjectBusy(f"project {project_id} is busy with git job {holder}")
 
 
 def refresh(project_id: str, job_id: str) -> None:
-    """Extend the lock ``job_id`` holds (long syncs call this as they go); ``LockLost`` if it holds none."""
+    """Extend the lock ``job_id`` holds (long syncs call this as they go, as the project); ``LockLost`` if none."""
     now = epoch_seconds()
     try:
-        _table().update_item(
+        _table(project_id, scoped=True).update_item(
             Key=_key(project_id),
             UpdateExpression="SET expiresAt = :later",
             ConditionExpression="jobId = :job AND expiresAt >= :now",
@@ -94,8 +97,8 @@ def refresh(project_id: str, job_id: str) -> None:
 
 
 def check_held(project_id: str, job_id: str) -> None:
-    """``LockLost`` unless ``job_id`` still holds a live lock on the project."""
-    item = _table().get_item(Key=_key(project_id), ConsistentRead=True).get("Item")
+    """``LockLost`` unless ``job_id`` still holds a live lock on the project (a git step's check, as the project)."""
+    item = _table(project_id, scoped=True).get_item(Key=_key(project_id), ConsistentRead=True).get("Item")
     if not item or item["jobId"] != job_id or int(item["expiresAt"]) < epoch_seconds():
         raise LockLost(f"job {job_id} no longer holds project {project_id} (cancelled?); the workspace is unchanged")
 
@@ -103,7 +106,7 @@ def check_held(project_id: str, job_id: str) -> None:
 def release(project_id: str, job_id: str) -> bool:
     """Give the lock back if ``job_id`` holds it; False if it did not (released already, or lapsed and retaken)."""
     try:
-        _table().delete_item(
+        _table(project_id, scoped=False).delete_item(
             Key=_key(project_id), ConditionExpression="jobId = :job", ExpressionAttributeValues={":job": job_id}
         )
         return True

@@ -45,7 +45,10 @@ def _key(project_id: str) -> dict[str, str]:
     return {"pk": f"syncreq#{project_id}"}
 
 
-def _table() -> Any:
+def _table(project_id: str | None = None) -> Any:
+    """With ``project_id``: as that project (core.scoped), for the sync's own steps; else the function's role."""
+    if project_id is not None:
+        return aws.project_table(project_id, settings().projects_table)
     return aws.table(settings().projects_table)
 
 
@@ -98,7 +101,7 @@ def _ms() -> int:
 
 def quiet_in(project_id: str, job_id: str) -> float:
     """Seconds until ``job_id``'s burst of uploads is over (none joined for QUIET_MS); 0 once it is."""
-    item = _table().get_item(Key=_key(project_id), ConsistentRead=True).get("Item")
+    item = _table(project_id).get_item(Key=_key(project_id), ConsistentRead=True).get("Item")
     if not item or item.get("jobId") != job_id or "lastAt" not in item:
         return 0.0
     now = _ms()
@@ -107,11 +110,11 @@ def quiet_in(project_id: str, job_id: str) -> float:
     return max(0.0, (QUIET_MS - (now - int(item["lastAt"]))) / 1000)
 
 
-def take(project_id: str, job_id: str) -> tuple[list[str], bool] | None:
+def take(project_id: str, job_id: str, *, scoped: bool = True) -> tuple[list[str], bool] | None:
     """The request ``job_id`` was started for, removed: (keys, full). None if it has none."""
     try:
         old = (
-            _table()
+            _table(project_id if scoped else None)
             .delete_item(
                 Key=_key(project_id),
                 ConditionExpression="jobId = :job",
@@ -130,4 +133,4 @@ def take(project_id: str, job_id: str) -> tuple[list[str], bool] | None:
 
 def forget(project_id: str, job_id: str) -> None:
     """Drop the request of a job that ended before taking it (cancelled while queued): the next upload opens one."""
-    take(project_id, job_id)
+    take(project_id, job_id, scoped=False)

@@ -150,11 +150,14 @@ def boto_session() -> boto3.Session:
 def clear_caches() -> None:
     from aws_lambda_powertools.utilities import parameters
 
-    from core import aws, config, schemas
+    from core import aws, config, schemas, scoped
 
     config.settings.cache_clear()
     aws.client.cache_clear()
     aws.table.cache_clear()
+    aws.project_client.cache_clear()
+    aws.project_table.cache_clear()
+    scoped.forget()
     aws.connections_client.cache_clear()
     schemas.load.cache_clear()
     schemas._validator.cache_clear()

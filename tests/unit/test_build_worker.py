@@ -56,6 +56,8 @@ def cloud(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, boto_session: boto3.S
         "AWS_SECRET_ACCESS_KEY": "testing",
         "AWS_SESSION_TOKEN": "testing",
         "PROJECTS_BUCKET": BUCKET,
+        # Artifacts are uploaded as their project (core/scoped.py); moto's STS needs no such role.
+        "PROJECT_ACCESS_ROLE_ARN": "arn:aws:iam::123456789012:role/unit/project-access/ProjectAccessRole",
         "EFS_MOUNT_PATH": str(efs),
         "SCHEMAS_DIR": str(REPO / "schemas"),
         "BUILD_LOG_GROUP_PREFIX": LOG_PREFIX,

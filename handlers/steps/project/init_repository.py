@@ -29,8 +29,9 @@ class WorkspaceExists(Exception):
     """The project's workspace directory exists and is not this job's repository."""
 
 
-def _download(prefix: str, into: Path) -> int:
-    s3 = aws.client("s3")
+def _download(project_id: str, into: Path) -> int:
+    s3 = aws.project_client(project_id, "s3")  # this project's prefix only (core.scoped)
+    prefix = s3_prefix(project_id)
     root = into.resolve()
     count = 0
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=settings().projects_bucket, Prefix=prefix):
@@ -78,7 +79,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     staging.chmod(0o700)  # a workspace is its project's alone (see workers/build/sandbox.py)
-    files = _download(s3_prefix(project_id), staging)
+    files = _download(project_id, staging)
     git.run(["init", "--quiet", f"--initial-branch={DEFAULT_BRANCH}", "."], staging)
     git.run(["add", "--all"], staging)
     template = event["params"].get("template", "web-app")

@@ -29,5 +29,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "createdAt": now_iso(),
         "jobId": event["jobId"],
     }
-    aws.table(settings().projects_table).put_item(Item={**projects.project_key(event["projectId"]), **project})
+    # The project's own record: written with credentials that reach this project's items only.
+    table = aws.project_table(event["projectId"], settings().projects_table)
+    table.put_item(Item={**projects.project_key(event["projectId"]), **project})
     return {k: project[k] for k in ("projectId", "s3Prefix", "workspace", "defaultBranch")}

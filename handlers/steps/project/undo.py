@@ -36,9 +36,10 @@ def _release_name(event: dict[str, Any]) -> bool:
         raise
 
 
-def _delete_prefix(prefix: str) -> int:
-    """Delete every version under ``prefix``: the bucket is versioned, and a plain delete only hides."""
-    s3 = aws.client("s3")
+def _delete_prefix(project_id: str) -> int:
+    """Delete every version under the project's prefix: the bucket is versioned, and a plain delete only hides."""
+    s3 = aws.project_client(project_id, "s3")  # this project's prefix only (core.scoped)
+    prefix = s3_prefix(project_id)
     bucket = settings().projects_bucket
     deleted = 0
     for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
@@ -58,10 +59,12 @@ def _delete_prefix(prefix: str) -> int:
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     project_id = event["projectId"]
     released = _release_name(event)
-    record = aws.table(settings().projects_table).get_item(Key=projects.project_key(project_id)).get("Item")
+    # The project's record and files with its scoped credentials; the name (the user's) with the function's.
+    table = aws.project_table(project_id, settings().projects_table)
+    record = table.get_item(Key=projects.project_key(project_id)).get("Item")
     if record and record.get("jobId") == event["jobId"]:
-        aws.table(settings().projects_table).delete_item(Key=projects.project_key(project_id))
-    deleted = _delete_prefix(s3_prefix(project_id))
+        table.delete_item(Key=projects.project_key(project_id))
+    deleted = _delete_prefix(project_id)
     shutil.rmtree(staging_dir(project_id, event["jobId"]), ignore_errors=True)
     workspace = workspace_dir(project_id)
     removed = False

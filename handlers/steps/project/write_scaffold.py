@@ -21,7 +21,7 @@ from steps.project.workspace import s3_prefix
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     params = event["params"]
     prefix = s3_prefix(event["projectId"])
-    s3 = aws.client("s3")
+    s3 = aws.project_client(event["projectId"], "s3")  # this project's prefix only (core.scoped)
     count = 0
     for path, content in scaffold.files(params.get("template", "web-app"), params["name"]):
         s3.put_object(

@@ -32,7 +32,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if event.get("origin") == "upload" and (quiet_in := sync_requests.quiet_in(project_id, job_id)) > 0:
         # Uploads still arriving join this job: wait until the burst has been quiet long enough.
         return {"acquired": False, "gathering": True, "waitSeconds": math.ceil(quiet_in)}
-    holder = locks.acquire(project_id, job_id, "sync")
+    holder = locks.acquire(project_id, job_id, "sync", scoped=True)  # as the project (core.scoped)
     if holder is not None:
         if not before.get("waiting"):
             publisher.progress(event, "queue", "STARTED", {"waitingFor": holder})

@@ -120,7 +120,7 @@ class Progress:
 
 def _download(ws: Workspace, item: dict[str, Any], progress: Progress) -> Copied | Problem:
     """S3 → workspace: the object as listed (``If-Match``), or its newest version if it changed since."""
-    s3 = aws.client("s3")
+    s3 = work.project_s3(progress.event["projectId"])  # this project's objects only (core.scoped)
     try:
         try:
             obj = s3.get_object(Bucket=work.bucket(), Key=item["key"], IfMatch=item["etag"])
@@ -159,8 +159,8 @@ def _upload(ws: Workspace, item: dict[str, Any], event: dict[str, Any], progress
 
     The object is marked as this job's writing, so its upload event does not sync it back.
     """
-    s3 = aws.client("s3")
     project_id = event["projectId"]
+    s3 = work.project_s3(project_id)  # this project's objects only (core.scoped)
     writer = {sync_requests.WRITER_METADATA: event["jobId"]}
     key = work.project_prefix(project_id) + item["path"]
     try:

@@ -17,7 +17,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core import aws, locks, publisher
+from core import locks, publisher
 from core.observability import logger, tracer
 from core.steps import job_step
 from steps.project.workspace import workspace_dir
@@ -102,7 +102,7 @@ def _delete(direction: str, project_id: str, ws: Workspace, paths: list[str]) ->
     base = work.project_prefix(project_id)
     for start in range(0, len(paths), 1000):
         objects = [{"Key": base + p} for p in paths[start : start + 1000]]
-        aws.client("s3").delete_objects(Bucket=work.bucket(), Delete={"Objects": objects, "Quiet": True})
+        work.project_s3(project_id).delete_objects(Bucket=work.bucket(), Delete={"Objects": objects, "Quiet": True})
     return paths
 
 

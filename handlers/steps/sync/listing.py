@@ -14,7 +14,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from core import aws, paths
+from core import paths
 from steps.sync import work
 from steps.sync.files import Workspace
 from steps.sync.manifest import Record
@@ -53,7 +53,7 @@ def s3_item(project_id: str, path: str) -> Item | None:
     """One object of the project, looked up by its path (an uploaded key); None if it is gone."""
     key = work.project_prefix(project_id) + path
     try:
-        head = aws.client("s3").head_object(Bucket=work.bucket(), Key=key)
+        head = work.project_s3(project_id).head_object(Bucket=work.bucket(), Key=key)
     except ClientError as e:
         if e.response["Error"]["Code"] in ("404", "NoSuchKey", "NotFound"):
             return None
@@ -67,7 +67,7 @@ def s3_items(project_id: str, prefix: str, start_after: str | None) -> Iterator[
     kwargs: dict[str, Any] = {"Bucket": work.bucket(), "Prefix": base + prefix, "MaxKeys": 1000}
     if start_after:
         kwargs["StartAfter"] = base + start_after
-    for page in aws.client("s3").get_paginator("list_objects_v2").paginate(**kwargs):
+    for page in work.project_s3(project_id).get_paginator("list_objects_v2").paginate(**kwargs):
         for obj in page.get("Contents", []):
             rel = paths.relative_key(obj["Key"], base)
             if rel is None:

@@ -16,7 +16,6 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from core import aws
 from steps.sync import work
 
 
@@ -33,7 +32,7 @@ def key(project_id: str) -> str:
 
 def load(project_id: str) -> dict[str, Record]:
     try:
-        body = aws.client("s3").get_object(Bucket=work.bucket(), Key=key(project_id))["Body"].read()
+        body = work.project_s3(project_id).get_object(Bucket=work.bucket(), Key=key(project_id))["Body"].read()
     except ClientError as e:
         if e.response["Error"]["Code"] in ("NoSuchKey", "404"):
             return {}
@@ -44,4 +43,4 @@ def load(project_id: str) -> dict[str, Record]:
 
 def save(project_id: str, records: dict[str, Record]) -> None:
     entries = {path: [r.size, r.etag, r.mtime_ns] for path, r in sorted(records.items())}
-    work.put_json(key(project_id), {"version": 1, "entries": entries})
+    work.put_json(key(project_id), {"version": 1, "entries": entries}, work.project_s3(project_id))

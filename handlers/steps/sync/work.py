@@ -81,9 +81,15 @@ def bucket() -> str:
     return settings().projects_bucket
 
 
-def put_json(key: str, value: Any) -> None:
+def project_s3(project_id: str) -> Any:
+    """S3 as the project (core.scoped): its files and manifest. Work files stay with the function's role."""
+    return aws.project_client(project_id, "s3")
+
+
+def put_json(key: str, value: Any, s3: Any = None) -> None:
+    """Write ``value`` at ``key``; ``s3``: a project's client (the manifest), else the function's own."""
     body = json.dumps(value, separators=(",", ":")).encode()
-    aws.client("s3").put_object(Bucket=bucket(), Key=key, Body=body, ContentType="application/json")
+    (s3 or aws.client("s3")).put_object(Bucket=bucket(), Key=key, Body=body, ContentType="application/json")
 
 
 def get_json(key: str) -> Any:

@@ -75,7 +75,9 @@ def collect(workspace: Path, globs: list[str]) -> list[Artifact]:
 
 def upload(workspace: Path, found: list[Artifact], project_id: str, job_id: str) -> list[dict[str, Any]]:
     """Copy ``found`` to S3; the result's entries (with download URLs) for the first ``RESULT_MAX``."""
-    s3, signer = aws.client("s3"), aws.presigning_client("s3")
+    # Uploaded as the project (core.scoped: its artifacts/<projectId>/ only); the URLs are signed with
+    # the worker's own role, which may read artifacts: a URL outlives the project session's hour.
+    s3, signer = aws.project_client(project_id, "s3"), aws.presigning_client("s3")
     bucket, prefix = settings().projects_bucket, builds.artifacts_prefix(project_id, job_id)
     expires = (datetime.now(UTC) + timedelta(seconds=URL_SECONDS)).isoformat(timespec="seconds").replace("+00:00", "Z")
     listed = []
