@@ -12,10 +12,11 @@ Accept latency comes after those because the accept path writes no transaction. 
 builds follow (dispatch and live-log latency beside an SQS round trip taken between the builds,
 and the scaffold's build with a cold and a warm cache), then the triggers (a job started by a
 ``Start Job`` event beside one started by ``POST /jobs``; a build stopped behind the API's back,
-closed by the execution-status trigger, beside a cancel). Sync runs at the very end: it writes a GiB and
-more to the local S3, and its baselines are command-line tools (the ``bench`` extra:
-``pip install -e '.[bench]'``, which ``make bench`` does). The table is also written to
-``bench/results/latest.md``.
+closed by the execution-status trigger, beside a cancel) and the load (500 jobs of four kinds from
+50 clients). Sync runs after those: it writes a GiB and more to the local S3, and its baselines are
+command-line tools (the ``bench`` extra: ``pip install -e '.[bench]'``, which ``make bench`` does).
+Last, the same load on a local cloud of its own started with ``--faults`` (the issue's example
+rates, a fixed seed). The table is also written to ``bench/results/latest.md``.
 """
 
 from __future__ import annotations
@@ -47,7 +48,9 @@ CLOUD_SECTIONS = {
     "sync": (sync, "sync"),
 }
 CLOUD_BENCHMARKS = tuple(CLOUD_SECTIONS)
-ALL = ("imports", *CLOUD_BENCHMARKS)
+# The load again, on a local cloud of its own started with --faults (the issue's example rates).
+FAULTS_SEED = "1"
+ALL = ("imports", *CLOUD_BENCHMARKS, "faults")
 
 
 def say(message: str) -> None:
@@ -65,6 +68,19 @@ def _timed(name: str, body: Callable[[], Section]) -> Section:
     section.seconds = time.monotonic() - started
     say(f"{name}: done in {section.seconds:.0f} s")
     return section
+
+
+def _load_under_faults(quick: bool, keep: bool) -> Section:
+    """The load benchmark on a local cloud started with ``--faults``: nothing may be lost."""
+    from longrun.local.faults import EXAMPLE_SPEC
+
+    say(f"starting longrun local up --faults {EXAMPLE_SPEC} --faults-seed {FAULTS_SEED}")
+    cloud = Cloud.start(extra_args=("--faults", EXAMPLE_SPEC, "--faults-seed", FAULTS_SEED))
+    try:
+        s = load.Settings.quick() if quick else load.Settings()
+        return _timed("load under faults", lambda: load.run(cloud, s, say, faults=EXAMPLE_SPEC))
+    finally:
+        cloud.stop(keep=keep)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,6 +123,9 @@ def main(argv: list[str] | None = None) -> int:
             cloud_note += f"; stopped in {stop_seconds:.1f} s after SIGTERM"
             if args.keep:
                 cloud_note += f"; data and logs kept in {cloud.workdir}"
+
+    if "faults" in chosen:
+        sections.append(_load_under_faults(quick, args.keep))
 
     total = time.monotonic() - started
     preamble = [

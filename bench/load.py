@@ -326,17 +326,13 @@ def run(cloud: Cloud, s: Settings, say: Callable[[str], None], faults: str | Non
         section.rows = _rows(label, out, bare_rate, bare_ms)
         section.notes += _notes(label, out)
         if faults:
-            section.notes.append(f"faults: {faults}; injected: {_injected(cloud)}")
+            counts = cloud.fault_counts()
+            section.notes.append(
+                f"faults: {faults} (seed {counts.get('seed')}); injected: {counts.get('injected', {})} "
+                f"of draws {counts.get('draws', {})}"
+            )
     finally:
         if server is not None:
             server.stop()
         shutil.rmtree(workdir, ignore_errors=True)
     return section
-
-
-def _injected(cloud: Cloud) -> str:
-    """What the local cloud says it injected (``<data-dir>/faults.json``), if it says."""
-    for path in (cloud.workdir / "data" / "faults.json",):
-        if path.exists():
-            return path.read_text().strip()
-    return "(not reported)"

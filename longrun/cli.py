@@ -55,8 +55,11 @@ def cmd_local_up(args: argparse.Namespace) -> int:
         engine=args.engine,
         git_private_hosts=("127.0.0.1", "localhost", *args.git_private_host),
         trusted_sources=tuple(args.trusted_source or ["longrun.local"]),
+        max_jobs_per_user=args.max_jobs_per_user,
         build_workers=args.build_workers,
         build_heartbeat_timeout=args.build_heartbeat_timeout,
+        faults=args.faults,
+        faults_seed=args.faults_seed,
     )
     cloud = LocalCloud(options)
     stop = threading.Event()
@@ -263,6 +266,15 @@ def _non_negative(text: str) -> int:
     return value
 
 
+def _faults(text: str) -> dict[str, float]:
+    from longrun.local.faults import FaultSpecError, parse
+
+    try:
+        return parse(text)
+    except FaultSpecError as e:  # argparse prints it under the usage and exits 2
+        raise argparse.ArgumentTypeError(str(e)) from None
+
+
 # --- parser ---------------------------------------------------------------------------------------
 
 
@@ -291,6 +303,9 @@ def parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help='an EventBridge source whose "Start Job" events start jobs (default longrun.local); repeatable',
     )
+    up.add_argument("--max-jobs-per-user", type=_positive, default=20, metavar="N",
+                    help="jobs one user may have RUNNING at once; more is 429 Throttled (the stack's "
+                         "MaxConcurrentJobsPerUser, default 20)")  # fmt: skip
     up.add_argument(
         "--stepfunctions-endpoint",
         metavar="URL",
@@ -308,6 +323,12 @@ def parser() -> argparse.ArgumentParser:
                     help="build worker processes, as the ECS service runs them on AWS (default 2)")  # fmt: skip
     up.add_argument("--build-heartbeat-timeout", type=_positive, default=10, metavar="SECONDS",
                     help="a build worker silent this long is lost and its build queued again (default 10)")  # fmt: skip
+    up.add_argument("--faults", type=_faults, metavar="NAME=RATE,...",
+                    help="inject faults once the cloud is up, each at its rate in [0, 1]: lambda.throttle, "
+                    "lambda.error, ws.gone, dynamodb.throttle, worker.kill (README: Faults); counts in "
+                    "DATA_DIR/faults.json")  # fmt: skip
+    up.add_argument("--faults-seed", type=int, default=0, metavar="N",
+                    help="seed of the faults' random draws: the same seed, the same faults (default 0)")  # fmt: skip
     up.set_defaults(func=cmd_local_up, usage_error=up.error)
 
     logs = sub.add_parser("logs", help="a build's log from CloudWatch Logs (uses AWS directly)")

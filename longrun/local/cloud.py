@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -34,6 +35,7 @@ from botocore.config import Config
 from longrun.local.console import STATIC_PREFIX, ConsoleFiles
 from longrun.local.control_plane import ControlPlane
 from longrun.local.event_sources import SqsPoller
+from longrun.local.faults import COUNTS_FILE, Faults, Reporter, to_spec
 from longrun.local.lambda_runtime import LambdaRuntime
 from longrun.local.rest_front import RestFront
 from longrun.local.services import ServicePool
@@ -79,9 +81,14 @@ class Options:
     git_private_hosts: tuple[str, ...] = ("127.0.0.1", "localhost")
     # EventBridge sources whose "Start Job" events start jobs (the stack's TrustedEventSources).
     trusted_sources: tuple[str, ...] = ("longrun.local",)
+    # Jobs one user may have RUNNING at once (the stack's MaxConcurrentJobsPerUser).
+    max_jobs_per_user: int = 20
     # Build worker processes (the template's ECS service), and how long a silent one is given.
     build_workers: int = 2
     build_heartbeat_timeout: int = 10
+    # --faults: the rate of each fault to inject once the cloud is up (longrun.local.faults), and its seed.
+    faults: dict[str, float] | None = None
+    faults_seed: int = 0
 
 
 class LocalCloud:
@@ -100,6 +107,9 @@ class LocalCloud:
         self.pollers: list[SqsPoller] = []
         self.services: list[ServicePool] = []
         self.stepfunctions_local: StepFunctionsLocal | None = None
+        self.faults = Faults(options.faults, options.faults_seed)
+        self._dynamodb_process: subprocess.Popen[str] | None = None
+        self._fault_reporter: Reporter | None = None
 
     # --- start --------------------------------------------------------------------------------
 
@@ -107,14 +117,17 @@ class LocalCloud:
         o = self.options
         self.data_dir.mkdir(parents=True, exist_ok=True)
         (self.data_dir / "logs").mkdir(exist_ok=True)
+        for stale in (self.data_dir / COUNTS_FILE, self._dynamodb_faults_file()):  # an earlier run's counts
+            stale.unlink(missing_ok=True)
         try:
             # The control plane binds first: the AWS endpoint forwards Lambda invocations to it.
             self.control = ControlPlane(o.host, 0)
             self._start_moto(self.control.url)
             if o.engine == "stepfunctions-local":
                 self._start_stepfunctions_local()
-            self.runtime = LambdaRuntime(self._lambda_environment(), self.data_dir / "logs")
+            self.runtime = LambdaRuntime(self._lambda_environment(), self.data_dir / "logs", self.faults)
             self.control.runtime = self.runtime
+            self.control.faults = self.faults
             self.control.start()
             translated = translate(o.template, {"StageName": o.stage}, region=o.region)
             self.stack = StackBuilder(
@@ -127,6 +140,7 @@ class LocalCloud:
                     "SubnetIds": "subnet-local-a,subnet-local-b",
                     "GitPrivateHosts": ",".join(o.git_private_hosts),
                     "TrustedEventSources": ",".join(o.trusted_sources),
+                    "MaxConcurrentJobsPerUser": str(o.max_jobs_per_user),
                     "BuildWorkerImage": "longrun-local",
                     "BuildHeartbeatTimeoutSeconds": str(o.build_heartbeat_timeout),
                 },
@@ -163,9 +177,26 @@ class LocalCloud:
             # Always in the data directory too, where `longrun jobs` looks by default.
             for path in self._endpoints_files():
                 self._write_endpoints(path)
+            self._arm_faults()
         except BaseException:
             self.stop()
             raise
+
+    def _dynamodb_faults_file(self) -> Path:
+        return self.data_dir / "logs" / "faults-dynamodb.json"
+
+    def _arm_faults(self) -> None:
+        """Faults begin once every part serves: the cloud's own setup is never failed."""
+        if not self.faults:
+            return
+        self.faults.arm()
+        process = self._dynamodb_process
+        if self.faults.rates.get("dynamodb.throttle") and process is not None and process.poll() is None:
+            process.send_signal(signal.SIGUSR1)  # only a process started with --faults handles it
+        self._fault_reporter = Reporter(self.faults, self.data_dir / COUNTS_FILE, [self._dynamodb_faults_file()])
+        self._fault_reporter.start()
+        log.warning("injecting faults from now on: %s (seed %d); counts in %s",
+                    to_spec(self.faults.rates), self.faults.seed, self.data_dir / COUNTS_FILE)  # fmt: skip
 
     def _upload_console(self, console: ConsoleFiles) -> None:
         """The web console's files where the template's S3 routes read them, as `make console-upload` puts them.
@@ -182,10 +213,11 @@ class LocalCloud:
                 log.info("web console: %d files in s3://%s/%s for %s", count, route.s3.bucket, prefix, route.path)
 
     def _start_aws_process(
-        self, name: str, port: int, lambda_url: str, dynamodb_url: str | None = None
+        self, name: str, port: int, lambda_url: str, dynamodb_url: str | None = None, extra: tuple[str, ...] = ()
     ) -> tuple[subprocess.Popen[str], str]:
         command = [sys.executable, "-m", "longrun.local.aws_server", "--host", self.options.host, "--port", str(port)]
         command += ["--lambda-url", lambda_url] + (["--dynamodb-url", dynamodb_url] if dynamodb_url else [])
+        command += list(extra)
         log = self.data_dir / "logs" / f"{name}.log"
         process = subprocess.Popen(
             command,
@@ -203,7 +235,14 @@ class LocalCloud:
 
     def _start_moto(self, lambda_url: str) -> None:
         """DynamoDB first, in a process of its own; then the AWS endpoint, which forwards to it."""
-        _, self.dynamodb_url = self._start_aws_process("dynamodb", 0, lambda_url)
+        # DynamoDB's faults are injected where DynamoDB answers: in its own process.
+        rate = self.faults.rates.get("dynamodb.throttle")
+        extra = (
+            ("--faults", f"dynamodb.throttle={rate!r}", "--faults-seed", str(self.faults.seed),
+             "--faults-file", str(self._dynamodb_faults_file()))
+            if rate else ()
+        )  # fmt: skip
+        self._dynamodb_process, self.dynamodb_url = self._start_aws_process("dynamodb", 0, lambda_url, extra=extra)
         self.moto, self.aws_url = self._start_aws_process("aws", self.options.aws_port, lambda_url, self.dynamodb_url)
         deadline = time.monotonic() + 30
         while True:
@@ -277,7 +316,7 @@ class LocalCloud:
                 log.info("%s: %d local workers (scaling on the queue is AWS's)", spec.name, self.options.build_workers)
             pool = ServicePool(
                 spec, self.options.build_workers, self._lambda_environment(), REPO_ROOT / "handlers",
-                self.data_dir / "logs",
+                self.data_dir / "logs", self.faults,
             )  # fmt: skip
             pool.start()
             self.services.append(pool)
@@ -377,6 +416,8 @@ class LocalCloud:
                 process.kill()
         if self.stepfunctions_local is not None:
             self.stepfunctions_local.stop()
+        if self._fault_reporter is not None:  # after the DynamoDB process wrote its last counts
+            self._fault_reporter.stop()
         for path in self._endpoints_files():
             path.unlink(missing_ok=True)
 

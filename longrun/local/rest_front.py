@@ -27,7 +27,7 @@ from botocore.exceptions import ClientError
 
 from longrun.local.console import ConsoleFiles
 from longrun.local.http_util import Handler, Service
-from longrun.local.lambda_runtime import LambdaRuntime, Throttled
+from longrun.local.lambda_runtime import LambdaRuntime, ServiceFailure, Throttled
 from longrun.local.stack import ACCOUNT_ID, RestApiSpec, RestAuthorizer, RestRoute
 from longrun.local.throttle import TokenBucket
 
@@ -92,6 +92,13 @@ class RestFront(Service):
                 front.handle(self)
 
             do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _any
+
+            def __getattr__(self, name: str) -> Any:
+                # Any other method (TRACE, QUERY, …) is no API Gateway method: no route matches it, so
+                # it gets the gateway's "Missing Authentication Token" answer, never http.server's 501.
+                if name.startswith("do_"):
+                    return self._any
+                raise AttributeError(name)
 
         super().__init__(host, port, RequestHandler)
 
@@ -167,7 +174,7 @@ class RestFront(Service):
             event = {"type": "TOKEN", "authorizationToken": token, "methodArn": method_arn}
             try:
                 outcome = self.runtime.invoke(config.function, event)
-            except Throttled:
+            except (Throttled, ServiceFailure):  # API Gateway answers both as the authorizer failing: 500
                 raise _Refusal("AUTHORIZER_FAILURE", "Authorizer throttled") from None
             payload = json.loads(outcome.payload or b"null")
             if outcome.function_error:

@@ -49,6 +49,9 @@ SERVED_LOCALLY = {
     "AWS::ApiGateway::RestApi",  # rest_front
     "AWS::ApiGateway::Deployment",
     "AWS::ApiGateway::Stage",
+    # Applies to requests made with the API keys attached to it; the stack attaches none and the
+    # local REST front takes none, so it changes nothing here (the stage's throttle is applied).
+    "AWS::ApiGateway::UsagePlan",
     "AWS::ApiGatewayV2::Api",  # websocket_front
     "AWS::ApiGatewayV2::Route",
     "AWS::ApiGatewayV2::Integration",
@@ -67,6 +70,15 @@ SERVED_LOCALLY = {
     "AWS::ApplicationAutoScaling::ScalableTarget",
     "AWS::ApplicationAutoScaling::ScalingPolicy",
 }
+# Warm processes a function may have at once: what two shared cores hold. A function's reserved
+# concurrency below it is honored (Lambda throttles the function there); above it, this is the cap.
+LOCAL_POOL_SIZE = 8
+
+
+def _pool_size(reserved: Any) -> int:
+    return LOCAL_POOL_SIZE if reserved is None else min(LOCAL_POOL_SIZE, int(reserved))
+
+
 # Where the worker image (infra/worker/Dockerfile) puts this repository's code.
 IMAGE_ROOT = "/app"
 # Rule targets the local cloud delivers: moto itself delivers to SQS; Lambda functions and state
@@ -348,6 +360,10 @@ class StackBuilder:
     def _arn_prefix(self) -> str:
         return f"{self.stack.region}:{ACCOUNT_ID}"
 
+    def _role_path(self, logical_id: str) -> str:
+        """A role's ARN carries its path (``/`` unless it has one): ``arn:aws:iam::<account>:role/<path>/<name>``."""
+        return str(self.resolver.resolve(self._props(logical_id).get("Path", "/")))
+
     def _get_att(self, logical_id: str, attribute: str) -> Any:
         if logical_id not in self.resources:
             raise Unsupported(f"GetAtt of unknown {logical_id}")
@@ -360,7 +376,7 @@ class StackBuilder:
             ("AWS::S3::Bucket", "Arn"): f"arn:aws:s3:::{ref}",
             ("AWS::S3::Bucket", "DomainName"): f"{ref}.s3.amazonaws.com",
             ("AWS::S3::Bucket", "RegionalDomainName"): f"{ref}.s3.{self.stack.region}.amazonaws.com",
-            ("AWS::IAM::Role", "Arn"): f"arn:aws:iam::{ACCOUNT_ID}:role/{ref}",
+            ("AWS::IAM::Role", "Arn"): f"arn:aws:iam::{ACCOUNT_ID}:role{self._role_path(logical_id)}{ref}",
             ("AWS::StepFunctions::StateMachine", "Arn"): ref,
             ("AWS::StepFunctions::StateMachine", "Name"): str(ref).rsplit(":", 1)[-1],
             ("AWS::Logs::LogGroup", "Arn"): f"arn:aws:logs:{where}:log-group:{ref}:*",
@@ -450,7 +466,11 @@ class StackBuilder:
     def _create_iam_role(self, logical_id: str, props: dict[str, Any]) -> None:
         iam = self.aws("iam")
         name = self.stack.physical[logical_id]
-        iam.create_role(RoleName=name, AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]))
+        iam.create_role(
+            RoleName=name,
+            Path=props.get("Path", "/"),
+            AssumeRolePolicyDocument=json.dumps(props["AssumeRolePolicyDocument"]),
+        )
         for policy in props.get("Policies", []):
             # IAM reads a document without Version as 2008-10-17 (SAM writes inline policies so);
             # moto refuses those, so the local copy states the current version.
@@ -716,7 +736,7 @@ class StackBuilder:
             timeout=float(props.get("Timeout", 3)),
             memory=int(props.get("MemorySize", 128)),
             environment=environment,
-            concurrency=int(props.get("ReservedConcurrentExecutions", 8)),
+            concurrency=_pool_size(props.get("ReservedConcurrentExecutions")),
         )
 
     def _service(self, logical_id: str) -> ServiceSpec:

@@ -55,6 +55,8 @@ ALLOWED_TYPES = {
     "AWS::ApiGateway::RestApi",
     "AWS::ApiGateway::Deployment",
     "AWS::ApiGateway::Stage",
+    # Accepted, and inert locally as on AWS without API keys (see RestApiUsagePlan).
+    "AWS::ApiGateway::UsagePlan",
     "AWS::ApiGatewayV2::Api",
     "AWS::ApiGatewayV2::Route",
     "AWS::ApiGatewayV2::Integration",
