@@ -32,6 +32,7 @@ import shutil
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,6 +52,18 @@ from tests.support.git_server import GitServer, make_repository
 FINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"})
 # After its project, each client cycles through these kinds.
 CYCLE = ("git-clone", "sync", "build")
+
+
+def _get(rest: httpx.Client, path: str, attempts: int = 30) -> dict[str, Any]:
+    """A read, repeated as a client repeats one after a throttle or a 5xx (faults make those)."""
+    for attempt in range(attempts):
+        answer = rest.get(path)
+        if answer.status_code == 200:
+            return answer.json()
+        if answer.status_code not in (429, 500, 502, 503, 504) or attempt == attempts - 1:
+            raise RuntimeError(f"GET {path} answered {answer.status_code}: {answer.text[:200]}")
+        time.sleep(min(1.0, 0.05 * 2**attempt))
+    raise AssertionError("unreachable")
 
 
 @dataclass
@@ -87,8 +100,16 @@ class Client:
     ws: ClientConnection | None = None
     seen: set[tuple[str, int]] = field(default_factory=set)  # (jobId, seq) of every event received
 
-    def connect(self) -> None:
-        self.ws = self.cloud.websocket(self.user)
+    def connect(self, attempts: int = 10) -> None:
+        """Open the WebSocket (again), as a client does when a handshake is refused: with backoff."""
+        for attempt in range(attempts):
+            try:
+                self.ws = self.cloud.websocket(self.user)
+                break
+            except Exception:  # refused at $connect (a throttled or failed authorizer), or reset
+                if attempt == attempts - 1:
+                    raise
+                time.sleep(min(2.0, 0.1 * 2**attempt))
         if self.project:
             self.subscribe(projectId=self.project)
         for job in self.jobs:  # a gap left by the connection that went away: filled over REST
@@ -101,7 +122,7 @@ class Client:
         self.ws.send(json.dumps({"action": "subscribe", **target}))
 
     def fill(self, job: Job) -> None:
-        for event in self.rest.get(f"/jobs/{job.job_id}/events").json()["items"]:
+        for event in _get(self.rest, f"/jobs/{job.job_id}/events")["items"]:
             self.take(event)
 
     def take(self, event: dict[str, Any]) -> None:
@@ -133,14 +154,18 @@ class Client:
         body: dict[str, Any] = {"type": kind, "params": params}
         if self.project:
             body["projectId"] = self.project
+        # One key per job: a POST repeated after a 5xx or a throttle gets the same job, never two.
+        headers = {"Idempotency-Key": uuid.uuid4().hex}
+        posted = time.time()
         for _ in range(20):
-            answer = self.rest.post("/jobs", json=body)
+            answer = self.rest.post("/jobs", json=body, headers=headers)
             if answer.status_code == 202:
-                job = Job(answer.json()["jobId"], kind, time.time())
-                self.jobs.append(job)
+                job = Job(answer.json()["jobId"], kind, posted)
+                if all(j.job_id != job.job_id for j in self.jobs):
+                    self.jobs.append(job)
                 return job
-            if answer.status_code in (429, 503):  # throttled: as told, try again shortly
-                time.sleep(float(answer.headers.get("Retry-After", "1")))
+            if answer.status_code in (429, 500, 502, 503, 504):  # throttled or failed: try again shortly
+                time.sleep(float(answer.headers.get("Retry-After", "0.5")))
                 continue
             raise RuntimeError(f"POST {kind} answered {answer.status_code}: {answer.text[:200]}")
         raise RuntimeError(f"POST {kind} throttled 20 times")
@@ -156,12 +181,12 @@ def _params(kind: str, repo_url: str) -> dict[str, Any]:
 
 def _run_client(client: Client, count: int, repo_url: str, start: threading.Barrier) -> None:
     try:
+        start.wait()  # first, so that a client that fails cannot hold the others at the barrier
         client.connect()
-        start.wait()
         first = client.post("create-project", {"name": unique_name("load")})
         client.subscribe(jobId=first.job_id)
         client.wait(first)
-        record = client.rest.get(f"/jobs/{first.job_id}").json()
+        record = _get(client.rest, f"/jobs/{first.job_id}")
         if record["status"] != "SUCCEEDED":
             raise RuntimeError(f"its project could not be made: {record.get('error')}")
         client.project = record["projectId"]
@@ -192,8 +217,8 @@ class Outcome:
 def _check(client: Client, out: Outcome) -> None:
     for job in client.jobs:
         out.jobs += 1
-        record = client.rest.get(f"/jobs/{job.job_id}").json()
-        events = client.rest.get(f"/jobs/{job.job_id}/events").json()["items"]
+        record = _get(client.rest, f"/jobs/{job.job_id}")
+        events = _get(client.rest, f"/jobs/{job.job_id}/events")["items"]
         status = record.get("status")
         out.statuses[status] = out.statuses.get(status, 0) + 1
         if status != "SUCCEEDED":
