@@ -175,7 +175,9 @@ def _params(kind: str, repo_url: str) -> dict[str, Any]:
     return {
         "git-clone": {"repoUrl": repo_url, "depth": 1},
         "sync": {},
-        "build": {"command": "echo built"},
+        # A second of work: a build worker that dies (worker.kill, drawn per second of a running
+        # build) must have something to die in.
+        "build": {"command": "sleep 1 && echo built"},
     }[kind]
 
 
