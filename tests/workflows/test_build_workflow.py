@@ -135,7 +135,7 @@ def test_success_ends_the_job_succeeded_with_the_workers_result(builds: BuildWor
         "logStream": started["jobId"],
     }
     builds.sfn.send_task_success(taskToken=body["taskToken"], output=json.dumps(result))
-    assert builds.wait(started["executionArn"], timeout=30) == "SUCCEEDED"
+    assert builds.wait(started["executionArn"], timeout=90) == "SUCCEEDED"
     job = builds.job(started["jobId"])
     assert job["status"] == "SUCCEEDED" and job["result"] == result
     finished = builds.events(started["jobId"])[-1]
@@ -148,7 +148,7 @@ def test_the_jobs_own_command_is_what_the_worker_runs(builds: BuildWorkflow, pro
     body = builds.take(started["jobId"])
     check_message(body, started, command="make -j4 release", artifacts=["dist/**"], timeoutSeconds=1800)
     builds.sfn.send_task_failure(taskToken=body["taskToken"], error="BuildFailed", cause=json.dumps(FAILED_CAUSE))
-    assert builds.wait(started["executionArn"], timeout=30) == "FAILED"
+    assert builds.wait(started["executionArn"], timeout=90) == "FAILED"
 
 
 def test_build_failed_ends_the_job_failed_with_the_workers_message_and_details(
@@ -157,7 +157,7 @@ def test_build_failed_ends_the_job_failed_with_the_workers_message_and_details(
     started = builds.start_job("build", USER, {"command": "exit 2"}, project)
     body = builds.take(started["jobId"])
     builds.sfn.send_task_failure(taskToken=body["taskToken"], error="BuildFailed", cause=json.dumps(FAILED_CAUSE))
-    assert builds.wait(started["executionArn"], timeout=30) == "FAILED"
+    assert builds.wait(started["executionArn"], timeout=90) == "FAILED"
     job = builds.job(started["jobId"])
     assert job["status"] == "FAILED"
     assert job["error"] == {
@@ -177,7 +177,7 @@ def test_build_timed_out_ends_the_job_timed_out(builds: BuildWorkflow, project: 
     assert body["timeoutSeconds"] == 5
     cause = {"errorMessage": "the build ran longer than 5 s", "details": [{"exitCode": 143, "durationMs": 5012}]}
     builds.sfn.send_task_failure(taskToken=body["taskToken"], error="BuildTimedOut", cause=json.dumps(cause))
-    assert builds.wait(started["executionArn"], timeout=30) == "FAILED"
+    assert builds.wait(started["executionArn"], timeout=90) == "FAILED"
     job = builds.job(started["jobId"])
     assert job["status"] == "TIMED_OUT"
     assert job["error"] == {"code": "BuildTimedOut", "message": cause["errorMessage"], "details": cause["details"]}
@@ -211,7 +211,7 @@ def retried(builds: BuildWorkflow, project: str) -> Retried:
     first_after = token_error(builds, first["taskToken"])
     second_token = token_error(builds, second["taskToken"])
     builds.sfn.send_task_success(taskToken=second["taskToken"], output=json.dumps({"exitCode": 0, "artifacts": []}))
-    status = builds.wait(started["executionArn"], timeout=30)
+    status = builds.wait(started["executionArn"], timeout=90)
     return Retried(
         first, second, seconds, first_after, second_token, status, builds.job(started["jobId"]),
         builds.history(started["executionArn"]),
@@ -259,7 +259,7 @@ def test_a_stopped_execution_is_aborted_at_once_and_its_token_refused(builds: Bu
 
 def test_a_project_without_a_workspace_fails_in_prepare_and_queues_nothing(builds: BuildWorkflow) -> None:
     started = builds.start_job("build", USER, {"command": "make"}, "prj-" + uuid.uuid4().hex[:16])
-    assert builds.wait(started["executionArn"], timeout=30) == "FAILED"
+    assert builds.wait(started["executionArn"], timeout=90) == "FAILED"
     job = builds.job(started["jobId"])
     assert job["status"] == "FAILED" and job["error"]["code"] == "WorkspaceNotFound"
     assert started["projectId"] in job["error"]["message"]
