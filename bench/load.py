@@ -27,6 +27,7 @@ a fault outlasts its retries, but never twice and never not at all.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import tempfile
@@ -119,7 +120,9 @@ class Client:
 
     def subscribe(self, **target: str) -> None:
         assert self.ws is not None
-        self.ws.send(json.dumps({"action": "subscribe", **target}))
+        # Gone already: the next receive reconnects, and reconnecting subscribes again.
+        with contextlib.suppress(ConnectionClosed):
+            self.ws.send(json.dumps({"action": "subscribe", **target}))
 
     def fill(self, job: Job) -> None:
         for event in _get(self.rest, f"/jobs/{job.job_id}/events")["items"]:
