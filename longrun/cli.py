@@ -45,6 +45,7 @@ def cmd_local_up(args: argparse.Namespace) -> int:
             return 2
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     options = Options(
+        **({"template": args.template.resolve()} if args.template else {}),
         host=args.host,
         api_port=args.api_port,
         ws_port=args.ws_port,
@@ -66,10 +67,14 @@ def cmd_local_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     print("longrun local cloud: starting (moto, Lambda workers, API Gateway fronts)…", flush=True)
+    from longrun.local.refusals import AwsRefused
     from longrun.local.stepfunctions_local import DockerUnavailable, EngineFailed
 
     try:
         cloud.start()
+    except AwsRefused as e:  # the template would not deploy: start() has stopped every part it started
+        print(f"longrun local up: {e}", file=sys.stderr)
+        return 2
     except EngineFailed as e:  # --engine stepfunctions-local; start() has stopped every part it started
         print(e if isinstance(e, DockerUnavailable) else f"longrun local up: {e}", file=sys.stderr)
         return 2 if isinstance(e, DockerUnavailable) else 1
@@ -290,6 +295,8 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--host", default="127.0.0.1", help=argparse.SUPPRESS)
     up.add_argument("--data-dir", type=Path, default=Path(".longrun"), help="EFS, logs (default .longrun)")
     up.add_argument("--endpoints-file", type=Path, help='write {"api","ws","aws"} here once every part serves')
+    up.add_argument("--template", type=Path, metavar="FILE",
+                    help="the SAM template to run (default infra/template.yaml of this checkout)")  # fmt: skip
     up.add_argument(
         "--git-private-host",
         action="append",
