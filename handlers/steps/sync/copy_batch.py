@@ -1,4 +1,4 @@
-"""CopyBatch: copy the files of one batch file, the body of the sync's Map (inline or distributed).
+"""CopyBatchInline, CopyBatchDistributed: copy the files of one batch file, the body of the sync's Maps.
 
 Every file is streamed in chunks (memory stays bounded whatever its size), written under a
 temporary name in its directory and renamed only once its size and checksum match the source,

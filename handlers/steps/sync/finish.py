@@ -7,6 +7,11 @@ same bookkeeping there (:func:`record`) and skips this state.
 It also runs on the failure path (``failed: true``), so the files a failed sync did copy are
 recorded and the next sync does not copy them again. The job's work files under ``sync/<jobId>/``
 stay for operators to read and expire with the bucket's lifecycle rule.
+
+On that path it answers the error the user is told. A Distributed Map whose batch failed fails as
+a whole with ``States.ExceedToleratedFailureThreshold``, which says nothing of what went wrong;
+the batch's own error is in the Map Run's results, which its ResultWriter put in S3 (not in the
+state: they grow with the sync). The first failed batch's error is read back from there.
 """
 
 from __future__ import annotations
@@ -21,6 +26,8 @@ from core.observability import append_job_keys, logger, tracer
 from steps.sync import manifest, work
 
 MAX_PROBLEMS = 100  # listed in the result; ``skipped`` counts them all
+MAP_RUN_FAILED = "States.ExceedToleratedFailureThreshold"
+MAX_RESULTS_BYTES = 16 * 1024 * 1024  # a results file larger than this is not read for its first error
 
 
 def _read_all(keys: list[str]) -> list[Any]:
@@ -63,11 +70,40 @@ def record(event: dict[str, Any], listing: dict[str, Any], failed: bool = False)
     }
 
 
+def failed_batch_error(job_id: str) -> dict[str, Any] | None:
+    """The ``Error`` and ``Cause`` of the first failed batch in the job's Map Run results (None if none is there).
+
+    The ResultWriter writes ``<prefix>/<map run>/manifest.json``, which lists the results files by
+    status; each file is a JSON array of child executions, a failed one with its ``Error`` and
+    ``Cause`` (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-resultwriter.html).
+    """
+    for key in sorted(k for k in work.keys_under(work.results_prefix(job_id)) if k.endswith("/manifest.json")):
+        for written in work.get_json(key).get("ResultFiles", {}).get("FAILED", []):
+            if int(written.get("Size", 0)) > MAX_RESULTS_BYTES:
+                continue
+            for child in work.get_json(written["Key"]):
+                if child.get("Error"):
+                    return {"Error": child["Error"], "Cause": child.get("Cause") or ""}
+    return None
+
+
+def reported_error(event: dict[str, Any]) -> dict[str, Any]:
+    """The error the user is told: the one caught, or a failed Map Run's first failed batch's own."""
+    caught = event.get("error") or {}
+    if caught.get("Error") == MAP_RUN_FAILED:
+        try:
+            return failed_batch_error(event["jobId"]) or caught
+        except Exception:  # the results are a better message, never a reason to lose the failure
+            logger.exception("could not read the Map Run's results")
+    return caught
+
+
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     append_job_keys(event)
     listing = event.get("listing") or {}
-    if not listing.get("acquired"):
-        return {}  # failed before it held the project: nothing was written
-    return record(event, listing, failed=bool(event.get("failed")))
+    failed = bool(event.get("failed"))
+    # Not acquired: it failed before it held the project, and wrote nothing.
+    result = record(event, listing, failed=failed) if listing.get("acquired") else {}
+    return reported_error(event) if failed else result

@@ -22,11 +22,12 @@ class Tuning:
     """How a sync cuts its work; the template's settings, or the execution input's ``tuning`` (tests)."""
 
     page_size: int = 1000  # source entries per ListPage round (one S3 list call)
-    batch_files: int = 200  # files per batch file, that is per CopyBatch invocation
+    batch_files: int = 200  # files per batch file, that is per copy invocation (CopyBatchInline, CopyBatchDistributed)
     batch_bytes: int = 256 * 1024 * 1024  # or this many bytes, whichever comes first
     distributed_threshold: int = 20  # more batches than this: a Distributed Map
     max_concurrency: int = 100  # copy Lambdas at once in a Distributed Map (the account's quota is 1000)
     round_pages: int = 0  # pages per ListPage invocation; 0: as many as fit in its time budget
+    max_queue_seconds: int = 3600  # a sync queued behind another job this long fails (ProjectBusy)
 
     @classmethod
     def of(cls, event: dict[str, Any]) -> Tuning:
@@ -44,6 +45,7 @@ class Tuning:
             "batchFiles": "batch_files",
             "distributedThreshold": "distributed_threshold",
             "roundPages": "round_pages",
+            "maxQueueSeconds": "max_queue_seconds",
         }
         for camel, snake in names.items():
             if isinstance(given.get(camel), int) and given[camel] > 0:
@@ -66,6 +68,11 @@ def batch_key(job_id: str, number: int) -> str:
 
 def index_key(job_id: str) -> str:
     return f"{job_prefix(job_id)}batches.json"
+
+
+def results_prefix(job_id: str) -> str:
+    """Where the Distributed Map's ResultWriter puts its Map Run's results (``<prefix>/<run>/manifest.json``)."""
+    return f"{job_prefix(job_id)}results/"
 
 
 def done_key(job_id: str, batch: str) -> str:
