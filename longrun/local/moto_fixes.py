@@ -20,9 +20,12 @@ was refused (:func:`_early_heartbeats_count`), and a retried task kept its first
 (:func:`_spent_tokens_answer_as_on_aws`); a Lambda task whose Invoke the Lambda service refused
 (``429``, ``500``) failed with ``Exception`` instead of ``Lambda.TooManyRequestsException`` or
 ``Lambda.ServiceException``, which the workflows' Retry names (:func:`_lambda_refusals_named_as_on_aws`).
+A definition that breaks the Amazon States Language (a state name used twice) was created; here it is
+``InvalidDefinition``, as on AWS (:func:`_definitions_judged_as_on_aws`, by asl-validator).
 And moto emits no "Execution Status Change" events
 (:func:`_executions_announce_their_status`) and has no ``RedriveExecution``
-(:mod:`longrun.local.redrive`, installed with these fixes).
+(:mod:`longrun.local.redrive`, installed with these fixes); its Distributed Map never failed past
+its tolerated failure threshold and its ResultWriter wrote no results (:mod:`longrun.local.map_runs`).
 
 Two concern cost only:
 
@@ -444,12 +447,47 @@ def _lambda_refusals_named_as_on_aws() -> None:
     StateTaskLambda._from_error = from_error  # type: ignore[method-assign]
 
 
+def _definitions_judged_as_on_aws() -> None:
+    """``CreateStateMachine`` and ``UpdateStateMachine`` answer ``InvalidDefinition`` to what Step Functions refuses.
+
+    Step Functions checks every definition against the Amazon States Language before it creates or
+    updates a state machine ("Step Functions will implicitly perform the same syntax check when you
+    invoke CreateStateMachine and UpdateStateMachine",
+    https://docs.aws.amazon.com/step-functions/latest/apireference/API_ValidateStateMachineDefinition.html).
+    moto's parser accepts much that check refuses: a state name used twice (an inline Map's and a
+    Distributed Map's processors each naming ``CopyBatch``) was created here and rolled back on AWS.
+    Here a definition moto's parser accepts is judged by asl-validator too
+    (:mod:`longrun.local.asl_validator`: one node process, verdicts cached by sha256), and one it
+    refuses gets ``InvalidDefinition`` (400) naming each rule and state.
+    """
+    from moto.core.exceptions import AWSError
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    from longrun.local import asl_validator
+
+    original = StepFunctionsParserBackend._validate_definition
+    if getattr(original, "_longrun_judged", False):
+        return
+
+    def validate_definition(definition: str) -> None:
+        original(definition=definition)
+        try:
+            verdict = asl_validator.shared().validate(definition)
+        except asl_validator.AslValidatorUnavailable as e:  # never accepted unjudged
+            raise AWSError(str(e), "ValidatorUnavailable", 500) from None
+        if not verdict.valid:
+            raise AWSError(asl_validator.refusal_message(verdict), "InvalidDefinition", 400)
+
+    validate_definition._longrun_judged = True  # type: ignore[attr-defined]
+    StepFunctionsParserBackend._validate_definition = staticmethod(validate_definition)  # type: ignore[method-assign]
+
+
 def install() -> None:
     """Patch moto in this process (the local cloud's AWS endpoint only)."""
     import moto.dynamodb.models as models
     import moto.stepfunctions.parser.asl.utils.boto_client as engine_clients
 
-    from longrun.local import redrive
+    from longrun.local import map_runs, redrive
 
     engine_clients.boto3 = _SharedClients()  # type: ignore[assignment]
 
@@ -461,8 +499,10 @@ def install() -> None:
     _each_attempt_has_its_own_token()
     _spent_tokens_answer_as_on_aws()
     _lambda_refusals_named_as_on_aws()
+    _definitions_judged_as_on_aws()
     _executions_announce_their_status()
     redrive.install()  # after the announce: a redrive and an execution's end are announced in order
+    map_runs.install()
 
     backend_class = models.DynamoDBBackend
     if getattr(backend_class, "_longrun_fixed", False):

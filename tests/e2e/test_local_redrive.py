@@ -262,9 +262,11 @@ def test_a_failure_inside_a_map_reruns_the_whole_map(aws):
                     "ItemsPath": "$.ids",
                     "ItemProcessor": {
                         "ProcessorConfig": {"Mode": "INLINE"},
-                        "StartAt": "Items",  # the name of a top-level state too: the redrive is not misled
+                        # Not "Items" again: state names are unique across the machine, processors included,
+                        # and Step Functions (and the local cloud) refuse a definition that reuses one.
+                        "StartAt": "GetItem",
                         "States": {
-                            "Items": {
+                            "GetItem": {
                                 "Type": "Task",
                                 "Resource": "arn:aws:states:::dynamodb:getItem",
                                 "Parameters": {"TableName": table, "Key": {"id": {"S.$": "$"}}},
