@@ -178,9 +178,8 @@ def test_reserved_concurrency_caps_the_sync_fan_out_and_keeps_some_for_the_api_a
         value = resources[function]["Properties"]["ReservedConcurrentExecutions"]
         assert value["Fn::If"][1] == {"Ref": parameter}, function  # 0 turns the reservation off
         assert value["Fn::If"][2] == {"Ref": "AWS::NoValue"}, function
-    # A sync at full width fits under the cap, and AWS keeps 100 of a 1000 account unreserved.
-    assert _parameter_default("SyncCopyReservedConcurrency") >= _parameter_default("SyncMaxConcurrency")
-    assert sum(_parameter_default(p) for p in reserved.values()) <= 1000 - 100 - 500  # room for everything else
+    # None by default, so that any account deploys the stack (tests/infra/test_aws_limits.py judges the sums).
+    assert all(_parameter_default(p) == 0 for p in reserved.values())
 
 
 def test_the_local_cloud_honors_a_reservation_as_its_pool_size_up_to_what_the_machine_holds() -> None:
