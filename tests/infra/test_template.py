@@ -52,6 +52,18 @@ ALLOWED_TYPES = {
     "AWS::EFS::AccessPoint",
     "AWS::EC2::SecurityGroup",
     "AWS::EC2::SecurityGroupIngress",
+    "AWS::EC2::SecurityGroupEgress",
+    # The network the stack makes when no VPC is given (docs/network.md); nothing to route locally.
+    "AWS::EC2::VPC",
+    "AWS::EC2::Subnet",
+    "AWS::EC2::InternetGateway",
+    "AWS::EC2::VPCGatewayAttachment",
+    "AWS::EC2::EIP",
+    "AWS::EC2::NatGateway",
+    "AWS::EC2::RouteTable",
+    "AWS::EC2::Route",
+    "AWS::EC2::SubnetRouteTableAssociation",
+    "AWS::EC2::VPCEndpoint",
     "AWS::ApiGateway::RestApi",
     "AWS::ApiGateway::Deployment",
     "AWS::ApiGateway::Stage",
@@ -81,7 +93,7 @@ ALLOWED_TYPES = {
     "AWS::SNS::Subscription",
 }
 # The intrinsics the local cloud resolves (Conditions may use Equals/Not/And/Or).
-ALLOWED_INTRINSICS = {"Ref", "Fn::GetAtt", "Fn::Sub", "Fn::Join", "Fn::Select", "Fn::If", "Fn::Split"}
+ALLOWED_INTRINSICS = {"Ref", "Fn::GetAtt", "Fn::Sub", "Fn::Join", "Fn::Select", "Fn::If", "Fn::Split", "Fn::GetAZs"}
 ALLOWED_CONDITION_FUNCTIONS = {"Fn::Equals", "Fn::Not", "Fn::And", "Fn::Or", "Condition", "Ref"}
 
 # Actions that may have Resource "*", each with the reason. Nothing else may.
@@ -97,6 +109,10 @@ RESOURCE_STAR_ALLOWED = {
     "logs:PutResourcePolicy": "account-level log resource policy that vended delivery writes",
     "logs:DescribeResourcePolicies": "account-level, no resource-level permissions",
     "logs:DescribeLogGroups": "List/Describe over all groups, no resource-level permissions",
+    # Answering a task token (the build workers): these actions take no resource type at all.
+    "states:SendTaskSuccess": "task tokens have no resource-level permissions",
+    "states:SendTaskFailure": "task tokens have no resource-level permissions",
+    "states:SendTaskHeartbeat": "task tokens have no resource-level permissions",
     # X-Ray (Tracing): no resource-level permissions.
     "xray:PutTraceSegments": "X-Ray has no resource-level permissions",
     "xray:PutTelemetryRecords": "X-Ray has no resource-level permissions",
