@@ -77,6 +77,11 @@ class Resolver:
         if key == "Fn::Split":
             separator, text = self.resolve(arg)
             return text.split(separator)
+        if key == "Fn::GetAZs":
+            # The region's zones ("" is the stack's region). No zone is a place locally; three
+            # names shaped like AWS's let a template pick two different ones, as it must on AWS.
+            region = self.resolve(arg) or self.ref("AWS::Region")
+            return [f"{region}{letter}" for letter in "abc"]
         if key == "Fn::If":
             name, when_true, when_false = arg
             return self.resolve(when_true if self.condition(name) else when_false)
