@@ -101,6 +101,17 @@ class Client:
     def project(self, project_id: str) -> dict[str, Any]:
         return self._call("GET", f"/projects/{quote(project_id, safe='')}")
 
+    def create_upload(
+        self, project_id: str, path: str, content_type: str | None = None, size: int | None = None
+    ) -> dict[str, Any]:
+        """A pre-signed PUT for one file of the project (``url``, ``method``, ``headers``, ``expiresAt``)."""
+        body: dict[str, Any] = {"path": path}
+        if content_type is not None:
+            body["contentType"] = content_type
+        if size is not None:
+            body["size"] = size
+        return self._call("POST", f"/projects/{quote(project_id, safe='')}/uploads", json=body)
+
     @contextmanager
     def websocket(self) -> Iterator[ClientConnection]:
         separator = "&" if "?" in self.endpoints.ws else "?"

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
@@ -17,7 +16,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
 from api import cursor
-from core import aws, config, holdings, jobs, paths, projects, publisher, retries, schemas, submission
+from core import aws, config, holdings, jobs, paths, presign, projects, publisher, retries, schemas, submission
 from core.errors import (
     ApiError,
     Conflict,
@@ -205,7 +204,8 @@ def create_upload(project_id: str) -> Response:
 
     The key is the project's prefix plus the checked, NFC-normalised path. ``contentType`` and
     ``size`` are signed into the URL (S3 refuses a request whose headers differ), so ``size``
-    bounds the upload; the URL lapses after ``UPLOAD_URL_SECONDS``. The upload itself starts a
+    bounds the upload; the URL lapses after ``UPLOAD_URL_SECONDS`` (or sooner, with its signing
+    credentials: ``expiresAt`` says when). The upload itself starts a
     sync of the project (see ``triggers.uploads``).
     """
     user_id = _user()
@@ -233,18 +233,18 @@ def create_upload(project_id: str) -> Response:
     if "size" in body:
         params["ContentLength"] = body["size"]
         headers["Content-Length"] = str(body["size"])
-    seconds = config.upload_url_seconds()
-    url = aws.presigning_client("s3").generate_presigned_url("put_object", Params=params, ExpiresIn=seconds)
-    expires = datetime.now(UTC) + timedelta(seconds=seconds)
+    # Signed as the project (core.presign): the URL reaches its objects only, and expiresAt is never
+    # later than the signing credentials' end, when S3 stops honouring the URL.
+    signed = presign.project_url(project_id, "put_object", params, config.upload_url_seconds())
     return _json(
         200,
         {
-            "url": url,
+            "url": signed.url,
             "method": "PUT",
             "headers": headers,
             "key": key,
             "path": path,
-            "expiresAt": expires.isoformat(timespec="seconds").replace("+00:00", "Z"),
+            "expiresAt": signed.expires_at_text,
         },
     )
 

@@ -21,6 +21,12 @@ under ``sync/<jobId>/`` (the job's, read by the state machine's Distributed Map 
 
 Cost: one AssumeRole per project per warm container. The session is kept (up to MAX_PROJECTS,
 least recently used first out) and botocore refreshes its credentials before they expire.
+
+Pre-signed URLs (core.presign) are signed with these sessions too (the API's
+``PROJECT_ACCESS_ROLE_ARN`` names ``UploadSigningRole``, which may only put project files): their
+credentials carry an Expiration the code can read (a Lambda role's own, in its environment, none),
+and a URL signed with temporary credentials dies with them. :func:`lasting_credentials` gives
+credentials that last as long as a URL needs, renewing the session when less is left.
 """
 
 from __future__ import annotations
@@ -29,12 +35,14 @@ import json
 import os
 import threading
 from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import boto3
 import botocore.loaders
 import botocore.session
-from botocore.credentials import DeferredRefreshableCredentials
+from botocore.credentials import DeferredRefreshableCredentials, ReadOnlyCredentials, RefreshableCredentials
 
 from core.config import settings
 
@@ -64,6 +72,8 @@ PROJECT_KEY_KINDS = ("project", "lock", "syncreq")
 
 _lock = threading.Lock()
 _sessions: OrderedDict[str, boto3.Session] = OrderedDict()
+# The Expiration STS gave each access key of a project session (botocore keeps it private).
+_expirations: OrderedDict[str, datetime] = OrderedDict()
 # Service models are read once, not once per project session.
 _loader = botocore.loaders.create_loader()
 
@@ -148,6 +158,7 @@ def _fetcher(project_id: str) -> Any:
             DurationSeconds=SESSION_SECONDS,
         )
         credentials = response["Credentials"]
+        _remember_expiration(credentials["AccessKeyId"], credentials["Expiration"])
         return {
             "access_key": credentials["AccessKeyId"],
             "secret_key": credentials["SecretAccessKey"],
@@ -170,19 +181,69 @@ def project_session(project_id: str) -> boto3.Session:
         if session is not None:
             _sessions.move_to_end(project_id)
             return session
-        base = botocore.session.Session()  # reads the same environment (region, endpoint) as boto3's
-        base.register_component("data_loader", _loader)
-        # botocore has no public setter for refreshable credentials; this is how its own
-        # assume-role provider hands them to a session.
-        base._credentials = DeferredRefreshableCredentials(refresh_using=_fetcher(project_id), method="sts-assume-role")
-        session = boto3.Session(botocore_session=base)
-        _sessions[project_id] = session
-        while len(_sessions) > MAX_PROJECTS:
-            _sessions.popitem(last=False)
-        return session
+        return _keep(
+            project_id, DeferredRefreshableCredentials(refresh_using=_fetcher(project_id), method="sts-assume-role")
+        )
+
+
+def _keep(project_id: str, credentials: RefreshableCredentials) -> boto3.Session:
+    """A session on ``credentials``, kept as the project's (the caller holds ``_lock``)."""
+    base = botocore.session.Session()  # reads the same environment (region, endpoint) as boto3's
+    base.register_component("data_loader", _loader)
+    # botocore has no public setter for refreshable credentials; this is how its own
+    # assume-role provider hands them to a session.
+    base._credentials = credentials
+    session = boto3.Session(botocore_session=base)
+    _sessions[project_id] = session
+    _sessions.move_to_end(project_id)
+    while len(_sessions) > MAX_PROJECTS:
+        _sessions.popitem(last=False)
+    return session
+
+
+def _remember_expiration(access_key: str, expiration: datetime) -> None:
+    with _lock:
+        _expirations[access_key] = expiration if expiration.tzinfo else expiration.replace(tzinfo=UTC)
+        while len(_expirations) > 4 * MAX_PROJECTS:
+            _expirations.popitem(last=False)
+
+
+@dataclass(frozen=True)
+class Lasting:
+    """Credentials to sign with, frozen (no refresh between reading the expiry and signing), and their end."""
+
+    credentials: ReadOnlyCredentials
+    expiration: datetime
+
+
+def lasting_credentials(project_id: str, seconds: int) -> Lasting:
+    """The project session's credentials, renewed first if they end within ``seconds``.
+
+    botocore renews a session's credentials only when 15 minutes or less are left, which a URL
+    that lives longer (or a refresh that failed) does not survive. A renewal assumes the role
+    again and keeps the new session as the project's; if even fresh credentials end sooner than
+    ``seconds`` (a URL longer than the role's session), the caller reads ``expiration`` and
+    shortens the URL to it.
+    """
+    session = project_session(project_id)
+    for attempt in range(2):
+        frozen = session.get_credentials().get_frozen_credentials()
+        with _lock:
+            expiration = _expirations.get(frozen.access_key)
+        if expiration is not None and expiration - datetime.now(UTC) >= timedelta(seconds=seconds):
+            break
+        if attempt == 0:
+            fetch = _fetcher(project_id)
+            fresh = RefreshableCredentials.create_from_metadata(fetch(), fetch, "sts-assume-role")
+            with _lock:
+                session = _keep(project_id, fresh)
+    if expiration is None:  # not ours to know: treat as ending now, so no URL outlives it unseen
+        expiration = datetime.now(UTC)
+    return Lasting(frozen, expiration)
 
 
 def forget() -> None:
     """Drop every kept session (tests; a new environment)."""
     with _lock:
         _sessions.clear()
+        _expirations.clear()

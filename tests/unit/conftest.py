@@ -150,7 +150,7 @@ def boto_session() -> boto3.Session:
 def clear_caches() -> None:
     from aws_lambda_powertools.utilities import parameters
 
-    from core import aws, config, schemas, scoped
+    from core import aws, config, presign, schemas, scoped
 
     config.settings.cache_clear()
     aws.client.cache_clear()
@@ -158,6 +158,7 @@ def clear_caches() -> None:
     aws.project_client.cache_clear()
     aws.project_table.cache_clear()
     scoped.forget()
+    presign._signer.cache_clear()
     aws.connections_client.cache_clear()
     schemas.load.cache_clear()
     schemas._validator.cache_clear()

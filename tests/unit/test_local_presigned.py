@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 import boto3
 from botocore.config import Config
+from moto import mock_aws
 
 from longrun.local import presigned
 
@@ -66,3 +67,32 @@ def test_an_expired_url_is_refused(monkeypatch):
 
 def test_requests_that_are_not_pre_signed_are_left_to_moto():
     assert presigned.refusal({"REQUEST_METHOD": "PUT", "QUERY_STRING": "", "PATH_INFO": "/b/k"}, print) is None
+
+
+def _session_url(expires: int, session_seconds: int) -> str:
+    """A URL signed with a session moto's STS issued, as the API signs upload URLs (as the project)."""
+    sts = boto3.client("sts", region_name="us-east-1", aws_access_key_id="testing", aws_secret_access_key="testing")
+    credentials = sts.assume_role(RoleArn="arn:aws:iam::123456789012:role/p", RoleSessionName="longrun-p",
+                                  DurationSeconds=session_seconds)["Credentials"]  # fmt: skip
+    s3 = boto3.client("s3", region_name="us-east-1", endpoint_url=ENDPOINT, config=Config(signature_version="s3v4"),
+                      aws_access_key_id=credentials["AccessKeyId"],
+                      aws_secret_access_key=credentials["SecretAccessKey"],
+                      aws_session_token=credentials["SessionToken"])  # fmt: skip
+    return s3.generate_presigned_url("put_object", Params={"Bucket": "b", "Key": "projects/p/a b.txt",
+                                     "ContentLength": 5}, ExpiresIn=expires)  # fmt: skip
+
+
+def test_a_url_signed_by_an_sts_session_is_checked_with_that_sessions_secret():
+    with mock_aws():
+        url = _session_url(expires=900, session_seconds=3600)
+        assert _status(_environ(url, 5)) is None
+        assert "SignatureDoesNotMatch" in _status(_environ(url, 6))
+
+
+def test_a_url_dies_with_the_session_that_signed_it(monkeypatch):
+    """S3: a URL signed with temporary credentials expires when they do, even if X-Amz-Expires says later."""
+    with mock_aws():
+        url = _session_url(expires=3600, session_seconds=900)
+        now = time.time()
+        monkeypatch.setattr(time, "time", lambda: now + 1000)  # the session has ended, the URL's hour has not
+        assert "ExpiredToken" in _status(_environ(url, 5))

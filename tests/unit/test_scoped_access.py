@@ -299,6 +299,28 @@ def test_only_the_steps_roles_may_assume_the_project_role(resolved: Any, role: d
             assert "lock#" not in leading and "syncreq#" not in leading and "project#" not in leading, name
 
 
+def test_the_api_signs_uploads_as_a_role_that_may_only_write_project_files(resolved: Any, role: dict[str, Any]) -> None:
+    """Upload URLs are signed with an AssumeRole session (core/presign.py: its expiry is known), of a role
+    that only the API may assume and that may only put project files; the API writes none itself."""
+    resolve, resources = resolved
+    signing_arn = resolve({"Fn::GetAtt": ["UploadSigningRole", "Arn"]})
+    signing = resolve(resources["UploadSigningRole"]["Properties"])
+    api_role_arn = resolve({"Fn::GetAtt": ["ApiFunctionRole", "Arn"]})
+    assert signing["AssumeRolePolicyDocument"]["Statement"] == [
+        {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": api_role_arn}}
+    ]
+    granted = [s for p in signing["Policies"] for s in p["PolicyDocument"]["Statement"]]
+    assert [(s["Action"], s["Resource"]) for s in granted] == [(["s3:PutObject"], role["BucketArn"] + "/projects/*")]
+    assert signing["MaxSessionDuration"] == scoped.SESSION_SECONDS  # role chaining: an hour at most
+    api = resolve(resources["ApiFunction"]["Properties"])
+    assert api["Environment"]["Variables"]["PROJECT_ACCESS_ROLE_ARN"] == signing_arn
+    policies = resolve(resources["ApiFunctionRole"]["Properties"])["Policies"]
+    own = [s for p in policies for s in p["PolicyDocument"]["Statement"]]
+    assumable = [s["Resource"] for s in own if "sts:AssumeRole" in s["Action"]]
+    assert assumable and all(_arn_like(signing_arn, r) and not _arn_like(role["Arn"], r) for r in assumable)
+    assert not any("s3:PutObject" in s["Action"] for s in own)
+
+
 def _arn_like(arn: str, pattern: str) -> bool:
     import fnmatch
 
