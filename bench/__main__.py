@@ -15,8 +15,10 @@ and the scaffold's build with a cold and a warm cache), then the triggers (a job
 closed by the execution-status trigger, beside a cancel) and the load (500 jobs of four kinds from
 50 clients). Sync runs after those: it writes a GiB and more to the local S3, and its baselines are
 command-line tools (the ``bench`` extra: ``pip install -e '.[bench]'``, which ``make bench`` does).
-Last, the same load on a local cloud of its own started with ``--faults`` (the issue's example
-rates, a fixed seed). The table is also written to ``bench/results/latest.md``.
+Then the same load on a local cloud of its own started with ``--faults`` (the issue's example
+rates, a fixed seed). Last, what each job kind uses of what AWS bills, on a quiet local cloud of its
+own (``bench/costs.py``: one table per kind, the idle costs, the price list). The table is also
+written to ``bench/results/latest.md``.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import accept, build, completion, git_clone, imports, load, sync, throughput, triggers
+from bench import accept, build, completion, costs, git_clone, imports, load, sync, throughput, triggers
 from bench.cloud import Cloud, cores
 from bench.report import Section, render
 
@@ -50,7 +52,7 @@ CLOUD_SECTIONS = {
 CLOUD_BENCHMARKS = tuple(CLOUD_SECTIONS)
 # The load again, on a local cloud of its own started with --faults (the issue's example rates).
 FAULTS_SEED = "1"
-ALL = ("imports", *CLOUD_BENCHMARKS, "faults")
+ALL = ("imports", *CLOUD_BENCHMARKS, "faults", "costs")
 
 
 def say(message: str) -> None:
@@ -79,6 +81,17 @@ def _load_under_faults(quick: bool, keep: bool) -> Section:
     try:
         s = load.Settings.quick() if quick else load.Settings()
         return _timed("load under faults", lambda: load.run(cloud, s, say, faults=EXAMPLE_SPEC))
+    finally:
+        cloud.stop(keep=keep)
+
+
+def _costs(quick: bool, keep: bool) -> Section:
+    """Each job kind's counts of what AWS bills, on a local cloud of its own: nothing else runs beside them."""
+    say("starting longrun local up for the cost counts")
+    cloud = Cloud.start()
+    try:
+        s = costs.Settings.quick() if quick else costs.Settings()
+        return _timed("costs per job kind", lambda: costs.run(cloud, s, say))
     finally:
         cloud.stop(keep=keep)
 
@@ -126,6 +139,9 @@ def main(argv: list[str] | None = None) -> int:
 
     if "faults" in chosen:
         sections.append(_load_under_faults(quick, args.keep))
+
+    if "costs" in chosen:
+        sections.append(_costs(quick, args.keep))
 
     total = time.monotonic() - started
     preamble = [

@@ -80,6 +80,8 @@ class Section:
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    # Markdown of the section's own tables (bench/costs.py: one per job kind), printed after the notes.
+    tables: list[str] = field(default_factory=list)
 
 
 HEADER = ["figure", "longrun", "baseline (same run)", "ratio", "target", "met?"]
@@ -98,4 +100,7 @@ def render(sections: list[Section], preamble: list[str]) -> str:
     for section in sections:
         lines.append(f"- **{section.name}** ({section.seconds:.0f} s)")
         lines += [f"  - {note}" for note in section.notes]
+    for section in sections:
+        if section.tables:
+            lines += ["", f"### {section.name}", "", *section.tables]
     return "\n".join(lines) + "\n"

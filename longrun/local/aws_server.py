@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from longrun.local import event_targets, moto_fixes, presigned
+from longrun.local import event_targets, moto_fixes, presigned, usage
 from longrun.local.faults import Faults, FaultSpecError, write_json
 from longrun.local.faults import parse as parse_faults
 
@@ -108,8 +108,12 @@ class LocalAwsApp:
         self.lambda_runtime = _Upstream(lambda_url, "Lambda runtime")
         self.dynamodb = _Upstream(dynamodb_url, "DynamoDB") if dynamodb_url else None
         self.faults = faults or Faults()
+        # Requests answered here, as AWS meters them (longrun.local.usage; served at GET /_longrun/usage).
+        self.usage = usage.Usage()
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        if environ.get("PATH_INFO") == usage.PATH and environ.get("REQUEST_METHOD") == "GET":
+            return self._usage(environ, start_response)
         refused = presigned.refusal(environ, start_response)
         if refused is not None:
             return refused
@@ -121,8 +125,22 @@ class LocalAwsApp:
             if self.faults.strike("dynamodb.throttle"):
                 return _throttled(environ, start_response)
             with moto_fixes.dynamodb_request_lock():
-                return list(self.moto_app(environ, start_response))
-        return self.moto_app(environ, start_response)
+                return list(self.usage.observe(environ, start_response, self.moto_app))
+        return self.usage.observe(environ, start_response, self.moto_app)
+
+    def _usage(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """This process's counts, with those of DynamoDB's own process (which answers DynamoDB) added in."""
+        counts = self.usage.snapshot()
+        if self.dynamodb is not None:
+            captured: list[str] = []
+            body = b"".join(self.dynamodb.forward(environ, lambda status, headers: captured.append(status)))
+            if captured and captured[0].startswith("200"):
+                other = json.loads(body)
+                for key, n in other["calls"].items():
+                    counts["calls"][key] = counts["calls"].get(key, 0) + n
+                counts["dynamodb"].update(other["dynamodb"])
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps(counts).encode()]
 
 
 def _throttled(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:

@@ -6,6 +6,13 @@ function's handler, environment and code directory, the way Lambda keeps executi
 one invocation at a time per process, a new process when all are busy (a cold start), up to the
 function's concurrency. A handler that runs past its ``Timeout`` has its process killed and the
 caller gets ``Sandbox.Timedout``, as from Lambda.
+
+Each invocation ends with the lines Lambda writes to the function's log group, in the function's
+log file (``<data-dir>/logs/<function name>.log``): ``START``, ``END`` and ``REPORT RequestId: …
+Duration: … ms Billed Duration: … ms Memory Size: … MB Max Memory Used: … MB`` (with ``Init
+Duration`` after a cold start). What a job costs in Lambda is read from those lines
+(``bench/costs.py``), as it is read from CloudWatch Logs on AWS
+(https://docs.aws.amazon.com/lambda/latest/operatorguide/log-structure.html).
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
+import math
 import os
 import select
 import subprocess
@@ -98,10 +106,13 @@ class _Worker:
         )
         os.close(write_fd)
         self._results = os.fdopen(read_fd, "r")
+        started = time.monotonic()
         first = self._read(deadline=time.monotonic() + 30)
         if first is None or not first.get("ready"):
             self.kill()
             raise RuntimeError(f"the execution environment of {spec.name} did not start; see {log_path}")
+        # The INIT phase (interpreter and handler import), reported with the first invocation it served.
+        self.init_ms: float | None = (time.monotonic() - started) * 1000
 
     def _read(self, deadline: float) -> dict[str, Any] | None:
         remaining = deadline - time.monotonic()
@@ -126,6 +137,16 @@ class _Worker:
 
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    def max_memory_mb(self) -> int | None:
+        """Peak resident memory of the environment (``VmHWM``), as REPORT's Max Memory Used; None off Linux."""
+        try:
+            for line in Path(f"/proc/{self.process.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return math.ceil(int(line.split()[1]) / 1024)
+        except (OSError, ValueError, IndexError):
+            return None
+        return None
 
     def kill(self) -> None:
         with contextlib.suppress(ProcessLookupError):
@@ -192,8 +213,32 @@ class FunctionPool:
 
     def warm(self) -> None:
         worker = self._start()
+        worker.init_ms = None  # started ahead of any invocation: no invocation waited for its INIT
         with self._lock:
             self._idle.append(worker)
+
+    def _log_lines(self, *lines: str) -> None:
+        """Lambda's own lines for an invocation, appended to the function's log beside what the handler printed."""
+        with contextlib.suppress(OSError), open(self._log_path, "a") as log_file:
+            log_file.write("".join(line + "\n" for line in lines))
+
+    def _report(self, request_id: str, worker: _Worker, duration_ms: float) -> None:
+        """``END`` and ``REPORT`` as Lambda writes them once an invocation ends, its billed duration included.
+
+        Lambda bills the duration rounded up to the next millisecond, and since 1 August 2025 the INIT
+        phase of a cold start too, for managed runtimes as for the others
+        (https://aws.amazon.com/blogs/compute/aws-lambda-standardizes-billing-for-init-phase/).
+        """
+        init_ms, worker.init_ms = worker.init_ms, None
+        billed = math.ceil(duration_ms + (init_ms or 0.0))
+        memory = worker.max_memory_mb()
+        report = (
+            f"REPORT RequestId: {request_id}\tDuration: {duration_ms:.2f} ms\tBilled Duration: {billed} ms\t"
+            f"Memory Size: {self.spec.memory} MB\tMax Memory Used: {memory if memory is not None else 0} MB"
+        )
+        if init_ms is not None:
+            report += f"\tInit Duration: {init_ms:.2f} ms"
+        self._log_lines(f"END RequestId: {request_id}", report)
 
     def _start(self) -> _Worker:
         worker = _Worker(self.spec, self._base_env, self._log_path)
@@ -218,13 +263,16 @@ class FunctionPool:
             if worker is None or not worker.alive():
                 worker = self._start()
             request_id = str(uuid.uuid4())
+            self._log_lines(f"START RequestId: {request_id} Version: $LATEST")
             started = time.monotonic()
             try:
                 answer = worker.invoke(request_id, event, self.spec.timeout)
             except (EOFError, BrokenPipeError, ValueError) as e:
+                self._report(request_id, worker, (time.monotonic() - started) * 1000)
                 self._retire(worker)
                 return _error("Runtime.ExitError", f"RequestId: {request_id} Error: Runtime exited ({e})")
             duration = (time.monotonic() - started) * 1000
+            self._report(request_id, worker, duration)
             if answer is None:  # past the function's timeout: Lambda resets the environment
                 self._retire(worker)
                 return _error(

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import textwrap
 import time
 from collections.abc import Iterator
@@ -181,3 +183,39 @@ def test_a_missing_handler_function_is_an_import_error(runtime, code_dir):
     add(runtime, code_dir, "mod.not_there", name="missing")
     payload = json.loads(runtime.invoke("missing", {}).payload)
     assert payload["errorType"] == "Runtime.ImportModuleError"
+
+
+REPORT = re.compile(
+    r"^REPORT RequestId: (?P<id>[0-9a-f-]{36})\tDuration: (?P<duration>\d+\.\d\d) ms"
+    r"\tBilled Duration: (?P<billed>\d+) ms"
+    r"\tMemory Size: (?P<memory>\d+) MB\tMax Memory Used: (?P<used>\d+) MB(\tInit Duration: (?P<init>\d+\.\d\d) ms)?$"
+)
+
+
+def test_each_invocation_is_reported_as_lambda_reports_it(runtime, code_dir, tmp_path):
+    """START, END and REPORT in the function's log, as Lambda writes them: what bench/costs.py bills from."""
+    add(runtime, code_dir, "mod.ok", name="reported", memory=512)
+    runtime.invoke("reported", {})  # a cold start: the environment starts for this invocation
+    runtime.invoke("reported", {})  # warm
+    lines = (tmp_path / "logs" / "reported.log").read_text().splitlines()
+    reports = [REPORT.match(line) for line in lines if line.startswith("REPORT")]
+    assert len(reports) == 2 and all(reports), lines
+    starts = [line for line in lines if line.startswith("START RequestId: ")]
+    ends = [line for line in lines if line.startswith("END RequestId: ")]
+    assert [s.split()[2] for s in starts] == [e.split()[2] for e in ends] == [r["id"] for r in reports]
+    cold, warm = reports
+    assert cold["memory"] == warm["memory"] == "512"
+    assert cold["init"] is not None and warm["init"] is None, "Init Duration only after a cold start"
+    # Billed: rounded up to the millisecond, the INIT phase of a cold start included (billed since 1 August 2025).
+    assert int(cold["billed"]) == math.ceil(float(cold["duration"]) + float(cold["init"]))
+    assert int(warm["billed"]) == math.ceil(float(warm["duration"]))
+    assert int(warm["used"]) > 0
+
+
+def test_a_warmed_environment_reports_no_init(runtime, code_dir, tmp_path):
+    add(runtime, code_dir, "mod.ok", name="warmed")
+    runtime.pool("warmed").warm()
+    runtime.invoke("warmed", {})
+    lines = (tmp_path / "logs" / "warmed.log").read_text().splitlines()
+    (report,) = [line for line in lines if line.startswith("REPORT")]
+    assert "Init Duration" not in report
