@@ -1,14 +1,19 @@
 # longrun — the two commands a newcomer runs: `make demo` and `make test`.
-# Everything installs into .venv; nothing is needed beforehand but Python 3.11+ and git.
+# Everything installs into .venv (and node_modules); nothing is needed beforehand but Python 3.11+, git, node 20 and npm.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
+# asl-validator, the judge of the state machines (package.json, docs/judges.md), at the lock's versions.
+NODE_STAMP := node_modules/.installed
 SCAN   := .venv-scan
 SCAN_STAMP := $(SCAN)/.installed
+# The AWS SAM CLI, in an environment of its own (the sam extra in pyproject.toml, docs/deploy.md).
+SAM    := .venv-sam
+SAM_STAMP := $(SAM)/.installed
 
-.PHONY: demo test lint scan scanner bench up deploy clean chromium console-upload
+.PHONY: demo test lint scan scanner sam-cli sam-build bench up deploy clean chromium console-upload
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -16,12 +21,16 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
 ## demo: start the local cloud, run a create-project job, print the job.finished it pushed, stop.
-demo: $(STAMP)
+demo: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m longrun.demo
 
 ## test: the whole suite (unit, workflow, end-to-end, template, scanners), then lint.
-test: $(STAMP) chromium scanner
+test: $(STAMP) $(NODE_STAMP) chromium scanner sam-cli
 	$(BIN)/python -m pytest -q
 	$(BIN)/ruff check .
 
@@ -58,19 +67,38 @@ $(SCAN_STAMP): pyproject.toml
 scanner:
 	@$(MAKE) --no-print-directory $(SCAN_STAMP) || echo "checkov could not be installed: its test will skip"
 
+# The SAM CLI in .venv-sam, at the range pinned in pyproject.toml (it pins its own boto3: not in .venv).
+$(SAM_STAMP): pyproject.toml
+	$(PYTHON) -m venv $(SAM)
+	$(SAM)/bin/pip install --quiet --upgrade pip
+	$(SAM)/bin/pip install --quiet "$$($(PYTHON) -c 'import tomllib; print(*tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["sam"])')"
+	touch $(SAM_STAMP)
+
+## sam-cli: for `make test`, the SAM CLI when it can be installed; otherwise tests/infra/test_sam_build.py
+## skips and says why.
+sam-cli:
+	@$(MAKE) --no-print-directory $(SAM_STAMP) || echo "the SAM CLI could not be installed: test_sam_build will skip"
+
+## sam-build: `sam build` of the template, as tests/infra/test_sam_build.py runs it (python3.12 on PATH).
+sam-build: $(STAMP) $(SAM_STAMP)
+	$(BIN)/python -m pytest -q tests/infra/test_sam_build.py
+
 ## bench: the benchmarks of bench/, each beside its baseline from the same run.
-bench: $(STAMP)
+bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench
 
 ## up: the local cloud in the foreground (Ctrl-C stops it).
-up: $(STAMP)
+up: $(STAMP) $(NODE_STAMP)
 	$(BIN)/longrun local up
 
-## deploy: build and deploy the stack to AWS with the SAM CLI (needs AWS credentials and `sam`).
-deploy:
-	sam build --template-file infra/template.yaml
-	sam deploy --guided
+## deploy: build and deploy the stack to AWS with the SAM CLI of .venv-sam (docs/deploy.md): needs AWS
+## credentials, python3.12 on PATH and samconfig.toml (copy infra/samconfig.example.toml; CONFIG= another).
+CONFIG ?= samconfig.toml
+deploy: $(SAM_STAMP)
+	@test -f $(CONFIG) || { echo "no $(CONFIG): cp infra/samconfig.example.toml $(CONFIG) and edit it (docs/deploy.md)"; exit 2; }
+	$(SAM)/bin/sam build --config-file $(CONFIG)
+	$(SAM)/bin/sam deploy --config-file $(CONFIG)
 
 ## console-upload: the web console's files to a deployed stack's bucket, served at {api}/static/console/index.html.
 STACK ?= longrun
@@ -84,4 +112,4 @@ console-upload:
 	echo "web console: $$console"
 
 clean:
-	rm -rf $(VENV) $(SCAN) .longrun .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(SCAN) $(SAM) node_modules .longrun .pytest_cache .ruff_cache

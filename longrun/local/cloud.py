@@ -89,6 +89,8 @@ class Options:
     # --faults: the rate of each fault to inject once the cloud is up (longrun.local.faults), and its seed.
     faults: dict[str, float] | None = None
     faults_seed: int = 0
+    # The account's Lambda concurrency quota that reserved concurrency is judged against (aws_rules).
+    account_concurrency: int = 1000
 
 
 class LocalCloud:
@@ -136,8 +138,8 @@ class LocalCloud:
                 region=o.region,
                 parameters={
                     "StageName": o.stage,
-                    "VpcId": "vpc-local",
-                    "SubnetIds": "subnet-local-a,subnet-local-b",
+                    # No VpcId/SubnetIds: the template's default, where the stack makes its own network
+                    # (served locally: nothing to route on loopback).
                     "GitPrivateHosts": ",".join(o.git_private_hosts),
                     "TrustedEventSources": ",".join(o.trusted_sources),
                     "MaxConcurrentJobsPerUser": str(o.max_jobs_per_user),
@@ -147,9 +149,9 @@ class LocalCloud:
                 data_dir=self.data_dir,
                 websocket_management_base=f"{self.control.url}/@ws",
                 aws=self.client,
+                account_concurrency=o.account_concurrency,
             ).build()
             self._put_token_secret()
-            self._register_outputs()
             behind_apis = self.stack.api_functions()
             for spec in self.stack.functions:
                 if spec.name not in behind_apis:
@@ -172,6 +174,7 @@ class LocalCloud:
                 websocket_alias=(self.stack.websocket_api.endpoint, self.websocket.url),
             )  # fmt: skip
             self.control.websocket = self.websocket
+            self._register_outputs()  # once the fronts have their URLs, which the outputs name
             self.rest.start()
             self.websocket.start()
             # Always in the data directory too, where `longrun jobs` looks by default.
@@ -337,18 +340,39 @@ class LocalCloud:
                 log.info("made %s passable for the build users (o+x)", directory)
 
     def _register_outputs(self) -> None:
-        """The stack's outputs as CloudFormation would show them, for `longrun logs` and `longrun ops`.
+        """The stack's outputs as CloudFormation would show them, for `longrun logs`, `ops` and `smoke`.
 
         Operator commands find tables, queues and log groups with ``DescribeStacks``, locally as on
         AWS; the stack registered here holds no resources of its own (they were made above).
         """
         assert self.stack is not None
-        outputs = {
-            name: {"Value": value if isinstance(value, str) else json.dumps(value)}
-            for name, value in self.stack.outputs.items()
-        }
+        aliases = self._front_aliases()
+        outputs = {}
+        for name, value in self.stack.outputs.items():
+            text = value if isinstance(value, str) else json.dumps(value)
+            for aws_url, local_url in aliases:
+                text = text.replace(aws_url, local_url)
+            outputs[name] = {"Value": text}
         template = {"Resources": {"Outputs": {"Type": "AWS::CloudFormation::WaitConditionHandle"}}, "Outputs": outputs}
         self.client("cloudformation").create_stack(StackName=self.options.stack_name, TemplateBody=json.dumps(template))
+
+    def _front_aliases(self) -> list[tuple[str, str]]:
+        """(the URL an API's stage has on AWS, as the template writes it; where the local front serves it).
+
+        The template's outputs name the REST stage ``https://{api}.execute-api.{region}.{suffix}/{stage}``
+        and the WebSocket stage ``{ApiEndpoint}/{stage}``; a user reads them (``longrun smoke``,
+        ``aws cloudformation describe-stacks``) to call the APIs, so locally they name the fronts.
+        """
+        assert self.stack is not None and self.rest is not None and self.websocket is not None
+        aliases = []
+        if self.stack.rest_api is not None:
+            rest = self.stack.rest_api
+            aliases.append((f"https://{rest.api_id}.execute-api.{self.options.region}.amazonaws.com/{rest.stage}",
+                            self.rest.url))  # fmt: skip
+        if self.stack.websocket_api is not None:
+            ws = self.stack.websocket_api
+            aliases.append((f"{ws.endpoint}/{ws.stage}", self.websocket.url))
+        return aliases
 
     def _put_token_secret(self) -> None:
         """Deployed stages keep the token secret in SSM; the local one holds the development secret."""

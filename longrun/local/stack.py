@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from longrun.local import asl_validator, aws_rules
 from longrun.local.intrinsics import Resolver, Unsupported
 from longrun.local.lambda_runtime import FunctionSpec
 from longrun.local.template import Translated
@@ -63,6 +64,19 @@ SERVED_LOCALLY = {
     "AWS::EFS::AccessPoint",
     "AWS::EC2::SecurityGroup",  # loopback has no security groups
     "AWS::EC2::SecurityGroupIngress",
+    "AWS::EC2::SecurityGroupEgress",
+    # The network the stack makes (docs/network.md): the local cloud's functions reach everything
+    # directly, so there is nothing to route; each gets an id of its kind and nothing else.
+    "AWS::EC2::VPC",
+    "AWS::EC2::Subnet",
+    "AWS::EC2::InternetGateway",
+    "AWS::EC2::VPCGatewayAttachment",
+    "AWS::EC2::EIP",
+    "AWS::EC2::NatGateway",
+    "AWS::EC2::RouteTable",
+    "AWS::EC2::Route",
+    "AWS::EC2::SubnetRouteTableAssociation",
+    "AWS::EC2::VPCEndpoint",
     "AWS::ECS::Cluster",  # the workers of its services run as local processes
     "AWS::ECS::TaskDefinition",  # read for its container's command, environment and EFS volumes
     "AWS::ECS::Service",  # `longrun local up --build-workers N` processes (ServiceSpec)
@@ -243,6 +257,7 @@ class StackBuilder:
         data_dir: Path,
         websocket_management_base: str,
         aws: Any,
+        account_concurrency: int = aws_rules.DEFAULT_ACCOUNT_CONCURRENCY,
     ) -> None:
         self.t = translated
         self.resources: dict[str, dict[str, Any]] = translated.template.get("Resources", {})
@@ -250,6 +265,7 @@ class StackBuilder:
         self.data_dir = data_dir
         self.ws_management_base = websocket_management_base
         self.aws = aws  # a callable: service name → boto3 client against moto
+        self.account_concurrency = account_concurrency  # the Lambda quota reservations are judged against
         self._redrives: list[tuple[str, str]] = []  # (queue URL, RedrivePolicy) not applied yet
         self._check_types()
         self.params = self._parameters(parameters)
@@ -349,6 +365,14 @@ class StackBuilder:
             "AWS::EFS::AccessPoint": "fsap-",
             "AWS::EFS::MountTarget": "fsmt-",
             "AWS::EC2::SecurityGroup": "sg-",
+            "AWS::EC2::SecurityGroupEgress": "sgr-",
+            "AWS::EC2::VPC": "vpc-",
+            "AWS::EC2::Subnet": "subnet-",
+            "AWS::EC2::InternetGateway": "igw-",
+            "AWS::EC2::NatGateway": "nat-",
+            "AWS::EC2::RouteTable": "rtb-",
+            "AWS::EC2::SubnetRouteTableAssociation": "rtbassoc-",
+            "AWS::EC2::VPCEndpoint": "vpce-",
         }
         return prefixes.get(kind, "") + _short_id(self.stack.name, logical_id)
 
@@ -392,6 +416,7 @@ class StackBuilder:
             ("AWS::EFS::FileSystem", "Arn"): f"arn:aws:elasticfilesystem:{where}:file-system/{ref}",
             ("AWS::EFS::AccessPoint", "Arn"): f"arn:aws:elasticfilesystem:{where}:access-point/{ref}",
             ("AWS::EC2::SecurityGroup", "GroupId"): ref,
+            ("AWS::EC2::EIP", "AllocationId"): f"eipalloc-{ref}",
             ("AWS::ECS::Service", "Name"): str(ref).rsplit("/", 1)[-1],
             ("AWS::ECS::Cluster", "Arn"): f"arn:aws:ecs:{where}:cluster/{ref}",
             ("AWS::ApiGateway::RestApi", "RootResourceId"): _short_id(str(ref), "root"),
@@ -412,6 +437,8 @@ class StackBuilder:
                 continue
             by_type.setdefault(resource["Type"], []).append(logical_id)
             self.stack.physical[logical_id] = str(self._ref(logical_id))
+        for logical_id in by_type.get("AWS::StepFunctions::StateMachine", []):
+            self._judge_state_machine(logical_id)
         for kind in (
             "AWS::IAM::ManagedPolicy",
             "AWS::IAM::Role",
@@ -436,6 +463,7 @@ class StackBuilder:
         self._efs(by_type)
         for logical_id in by_type.get("AWS::Lambda::Function", []):
             self.stack.functions.append(self._function(logical_id))
+        self._judge_reservations(by_type.get("AWS::Lambda::Function", []))
         if self._redrives:
             raise CannotEmulate(f"dead-letter queues that do not exist: {self._redrives}")
         for logical_id in by_type.get("AWS::Lambda::EventSourceMapping", []):
@@ -650,6 +678,7 @@ class StackBuilder:
         if ":sqs:" not in arn:
             raise CannotEmulate(f"{logical_id}: only SQS event sources are emulated, not {arn}")
         queue_url = self.aws("sqs").get_queue_url(QueueName=arn.rsplit(":", 1)[-1])["QueueUrl"]
+        self._judge_event_source(logical_id, props, queue_url)
         return EventSourceSpec(
             queue_url=queue_url,
             function=str(props["FunctionName"]).rsplit(":", 1)[-1],
@@ -657,6 +686,40 @@ class StackBuilder:
             batching_window=float(props.get("MaximumBatchingWindowInSeconds", 0)),
             report_batch_item_failures="ReportBatchItemFailures" in props.get("FunctionResponseTypes", []),
         )
+
+    def _judge_event_source(self, logical_id: str, props: dict[str, Any], queue_url: str) -> None:
+        """CreateEventSourceMapping's checks (aws_rules), with the queue's attributes and the function's timeout."""
+        attributes = self.aws("sqs").get_queue_attributes(QueueUrl=queue_url, AttributeNames=["All"])["Attributes"]
+        function = str(props["FunctionName"]).rsplit(":", 1)[-1]
+        spec = next((f for f in self.stack.functions if f.name == function), None)
+        if spec is None:
+            raise CannotEmulate(f"{logical_id}: function {function} is not in the stack")
+        aws_rules.sqs_event_source_mapping(
+            logical_id,
+            props,
+            fifo=attributes.get("FifoQueue") == "true",
+            visibility_timeout=int(attributes.get("VisibilityTimeout", aws_rules.SQS_DEFAULT_VISIBILITY_TIMEOUT)),
+            function_timeout=int(spec.timeout),
+        )
+
+    def _judge_reservations(self, functions: list[str]) -> None:
+        """The functions' reserved concurrency against the account's (``--account-concurrency``)."""
+        reservations = {}
+        for logical_id in functions:
+            reserved = self.resolver.resolve(self._props(logical_id)).get("ReservedConcurrentExecutions")
+            if reserved is not None:
+                reservations[logical_id] = int(reserved)
+        aws_rules.reserved_concurrency(reservations, self.account_concurrency)
+
+    def _judge_state_machine(self, logical_id: str) -> None:
+        """CreateStateMachine's limits (aws_rules) on the definition as Step Functions receives it."""
+        props = self.resolver.resolve(self._props(logical_id))
+        definition = props.get("DefinitionString")
+        if definition is None:
+            definition = json.dumps(props["Definition"])
+        for key, value in (props.get("DefinitionSubstitutions") or {}).items():  # as _create_… applies them
+            definition = definition.replace("${" + key + "}", str(value))
+        aws_rules.state_machine(logical_id, self.stack.physical[logical_id].rsplit(":", 1)[-1], definition)
 
     def _create_s3_bucketpolicy(self, logical_id: str, props: dict[str, Any]) -> None:
         document = dict(props["PolicyDocument"])
@@ -691,7 +754,13 @@ class StackBuilder:
             }
         if props.get("TracingConfiguration"):
             kwargs["tracingConfiguration"] = {"enabled": bool(props["TracingConfiguration"].get("Enabled"))}
-        created = self.aws("stepfunctions").create_state_machine(**kwargs)
+        try:
+            created = self.aws("stepfunctions").create_state_machine(**kwargs)
+        except Exception as e:  # InvalidDefinition, judged as on AWS (moto_fixes): the stack would roll back
+            refused = asl_validator.as_aws_refused(logical_id, e)
+            if refused is None:
+                raise
+            raise refused from None
         self.stack.state_machines[logical_id] = created["stateMachineArn"]
 
     def _efs(self, by_type: dict[str, list[str]]) -> None:
@@ -727,6 +796,7 @@ class StackBuilder:
         variables = (props.get("Environment") or {}).get("Variables") or {}
         environment = {key: _mounted(str(value), mounts) for key, value in variables.items()}
         name = self.stack.physical[logical_id]
+        aws_rules.lambda_function(logical_id, props, name)
         return FunctionSpec(
             logical_id=logical_id,
             name=name,
@@ -797,6 +867,8 @@ class StackBuilder:
             for method, operation in methods.items():
                 where = f"{logical_id} {method.upper()} {path}"
                 integration = operation.get("x-amazon-apigateway-integration") or {}
+                aws_rules.rest_integration_timeout(logical_id, f"{method.upper()} {path}",
+                                                   integration.get("timeoutInMillis"))  # fmt: skip
                 # SAM's marker for "no authorizer on this method" (an event's Auth: {Authorizer: NONE}).
                 security = [next(iter(s)) for s in operation.get("security", []) if s and next(iter(s)) != "NONE"]
                 if any(name not in authorizers for name in security):
@@ -881,7 +953,10 @@ class StackBuilder:
                 if self._props(lid).get("ApiId") == {"Ref": logical_id}
             ]
 
-        integrations = {self.stack.physical[lid]: p for lid, p in of_api("AWS::ApiGatewayV2::Integration")}
+        integration_props = of_api("AWS::ApiGatewayV2::Integration")
+        for lid, integration in integration_props:
+            aws_rules.websocket_integration_timeout(lid, integration.get("TimeoutInMillis"))
+        integrations = {self.stack.physical[lid]: p for lid, p in integration_props}
         authorizers = {self.stack.physical[lid]: p for lid, p in of_api("AWS::ApiGatewayV2::Authorizer")}
         routes: dict[str, str] = {}
         connect_authorizer = None
