@@ -29,6 +29,8 @@ from typing import Any
 
 import pytest
 
+from tests.infra.test_network import NETWORK_TYPES
+
 REPO = Path(__file__).resolve().parents[2]
 INFRA = REPO / "infra"
 TEMPLATE = INFRA / "template.yaml"
@@ -54,16 +56,7 @@ ALLOWED_TYPES = {
     "AWS::EC2::SecurityGroupIngress",
     "AWS::EC2::SecurityGroupEgress",
     # The network the stack makes when no VPC is given (docs/network.md); nothing to route locally.
-    "AWS::EC2::VPC",
-    "AWS::EC2::Subnet",
-    "AWS::EC2::InternetGateway",
-    "AWS::EC2::VPCGatewayAttachment",
-    "AWS::EC2::EIP",
-    "AWS::EC2::NatGateway",
-    "AWS::EC2::RouteTable",
-    "AWS::EC2::Route",
-    "AWS::EC2::SubnetRouteTableAssociation",
-    "AWS::EC2::VPCEndpoint",
+    *NETWORK_TYPES,
     "AWS::ApiGateway::RestApi",
     "AWS::ApiGateway::Deployment",
     "AWS::ApiGateway::Stage",
