@@ -240,6 +240,16 @@ def _mounted(value: str, mounts: dict[str, Path]) -> str:
     return value
 
 
+def _definition(props: dict[str, Any]) -> str:
+    """A state machine's definition as Step Functions receives it: its DefinitionSubstitutions applied."""
+    definition = props.get("DefinitionString")
+    if definition is None:
+        definition = json.dumps(props["Definition"])
+    for key, value in (props.get("DefinitionSubstitutions") or {}).items():
+        definition = definition.replace("${" + key + "}", str(value))
+    return definition
+
+
 def _short_id(*parts: str, length: int = 10) -> str:
     return hashlib.sha256("/".join(parts).encode()).hexdigest()[:length]
 
@@ -713,12 +723,7 @@ class StackBuilder:
 
     def _judge_state_machine(self, logical_id: str) -> None:
         """CreateStateMachine's limits (aws_rules) on the definition as Step Functions receives it."""
-        props = self.resolver.resolve(self._props(logical_id))
-        definition = props.get("DefinitionString")
-        if definition is None:
-            definition = json.dumps(props["Definition"])
-        for key, value in (props.get("DefinitionSubstitutions") or {}).items():  # as _create_… applies them
-            definition = definition.replace("${" + key + "}", str(value))
+        definition = _definition(self.resolver.resolve(self._props(logical_id)))
         aws_rules.state_machine(logical_id, self.stack.physical[logical_id].rsplit(":", 1)[-1], definition)
 
     def _create_s3_bucketpolicy(self, logical_id: str, props: dict[str, Any]) -> None:
@@ -730,11 +735,7 @@ class StackBuilder:
             self.aws("s3").put_bucket_policy(Bucket=props["Bucket"], Policy=json.dumps(document))
 
     def _create_stepfunctions_statemachine(self, logical_id: str, props: dict[str, Any]) -> None:
-        definition = props.get("DefinitionString")
-        if definition is None:
-            definition = json.dumps(props["Definition"])
-        for key, value in (props.get("DefinitionSubstitutions") or {}).items():
-            definition = definition.replace("${" + key + "}", str(value))
+        definition = _definition(props)
         json.loads(definition)  # a bad substitution is a template bug: fail here, not at run time
         arn = self.stack.physical[logical_id]
         kwargs: dict[str, Any] = {
