@@ -1,8 +1,8 @@
 """Errors with the contract's codes.
 
 ``ApiError`` subclasses become ``{"error": {"code", "message", "details"?}}`` bodies at the REST edge.
-Step errors are plain exception classes whose *class name* is the error name Step Functions sees
-(Lambda reports ``errorType``), so a state machine can ``Catch`` or ``Retry`` them by name.
+The workflows' step errors (whose class name is the error name Step Functions sees) are in their
+catalogues: :mod:`core.workflow_errors` and ``steps/<kind>/errors.py``.
 """
 
 from __future__ import annotations
@@ -49,7 +49,12 @@ class Conflict(ApiError):
 
 
 class ProjectBusy(ApiError):
-    """Another git job holds the project; ``details`` names it."""
+    """Another job holds the project (its lock, :mod:`core.locks`).
+
+    One class for one meaning: the API answers it as 409 (``details`` names the job that holds the
+    project), and a workflow step that finds the lock taken raises it too, so the job ends with
+    the same ``error.code`` (Step Functions sees the class name; :mod:`core.workflow_errors`).
+    """
 
     status = 409
     code = "ProjectBusy"
@@ -68,34 +73,6 @@ class Throttled(ApiError):
 class ServiceUnavailable(ApiError):
     status = 503
     code = "ServiceUnavailable"
-
-
-# --- step errors: the class name is the Step Functions error name -------------------------------
-
-
-class StepErrorWithDetails(Exception):
-    """A step error that carries ``details`` for the user (a merge's conflicting paths).
-
-    Lambda reports only ``errorType`` and ``errorMessage``, so the message is JSON
-    ``{"message", "details"}``; the notify step unpacks it into the job's ``error``.
-    """
-
-    def __init__(self, message: str, details: list[dict[str, Any]]) -> None:
-        super().__init__(json.dumps({"message": message, "details": details}))
-        self.message = message
-        self.details = details
-
-
-class TransientError(Exception):
-    """A failure worth retrying: the state machines ``Retry`` on this name."""
-
-
-class NameTaken(Exception):
-    """Another project of the same user already has this name."""
-
-
-class ScaffoldNotFound(Exception):
-    """The requested template does not ship with this deployment."""
 
 
 # --- what the user reads of a step's error ----------------------------------------------------

@@ -20,6 +20,8 @@ from botocore.exceptions import ClientError
 from core import aws
 from core.clock import epoch_seconds, now_iso
 from core.config import settings
+from core.errors import ProjectBusy
+from core.workflow_errors import LockLost
 
 # Job kinds that run git on a project's workspace: the API takes the lock (or answers 409).
 GIT_JOB_TYPES = frozenset({"git-clone", "git-merge"})
@@ -63,14 +65,6 @@ def acquire(project_id: str, job_id: str, job_type: str, *, scoped: bool = False
             raise
     holder = _table(project_id, scoped).get_item(Key=_key(project_id), ConsistentRead=True).get("Item")
     return str(holder["jobId"]) if holder else acquire(project_id, job_id, job_type, scoped=scoped)
-
-
-class ProjectBusy(Exception):
-    """Another git job holds the project's lock (the step's error name for Step Functions)."""
-
-
-class LockLost(Exception):
-    """The job no longer holds its project's lock (cancelled, or lapsed): it must not touch the workspace."""
 
 
 def hold(project_id: str, job_id: str, job_type: str) -> None:

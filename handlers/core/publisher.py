@@ -20,8 +20,8 @@ from botocore.exceptions import ClientError
 from core import aws, connections, jobs, observability, quota, status_events
 from core.clock import now_iso
 from core.config import settings
-from core.errors import TransientError
 from core.records import to_dynamo
+from core.workflow_errors import TransientError
 
 logger = Logger(child=True)
 

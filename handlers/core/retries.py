@@ -27,10 +27,11 @@ from core.clock import now_iso
 from core.config import settings
 from core.errors import Conflict, ProjectBusy
 from core.records import to_dynamo
+from core.workflow_errors import FAIL_STATE_ERRORS
 
 RETRYABLE_STATUSES = frozenset({"FAILED", "TIMED_OUT"})
 # The Error of each workflow's Fail states: the workflow caught the failure and told the user.
-HANDLED_ERRORS = frozenset({"JobFailed", "JobTimedOut"})
+HANDLED_ERRORS = FAIL_STATE_ERRORS
 
 
 def _refuse(job: dict[str, Any], why: str) -> Conflict:

@@ -13,8 +13,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from core import publisher
-from core.errors import TransientError
 from core.observability import append_job_keys
+from core.workflow_errors import TransientError
 
 # botocore error codes that mean "try again": the state machine's Retry handles ``TransientError``.
 _TRANSIENT_CODES = frozenset(

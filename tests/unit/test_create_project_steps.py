@@ -12,9 +12,9 @@ import boto3
 import pytest
 
 from core import jobs, projects
-from core.errors import NameTaken, ScaffoldNotFound
 from steps.notify import notify
 from steps.project import init_repository, record_project, reserve_name, scaffold, undo, write_scaffold
+from steps.project.errors import NameTaken, ScaffoldNotFound
 
 from .conftest import USER, FakeContext
 

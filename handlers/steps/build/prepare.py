@@ -19,8 +19,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from core import builds
 from core.paths import PathError, check_relative_path
 from core.steps import job_step
-from steps.project.workspace import workspace_dir
 from core.observability import logger, tracer
+from steps.build.errors import InvalidProjectFile, NoBuildCommand, WorkspaceNotFound
+from steps.project.workspace import workspace_dir
 
 
 MAX_PROJECT_FILE_BYTES = 64 * 1024
@@ -28,18 +29,6 @@ MAX_ARTIFACT_GLOBS = 20
 MAX_COMMAND_CHARS = 4096
 # Beyond the build's own limit, what the wait task allows for the queue and the worker's upload.
 TASK_TIMEOUT_MARGIN_SECONDS = 300
-
-
-class WorkspaceNotFound(Exception):
-    """The project has no workspace on the file system (its create-project or clone did not finish)."""
-
-
-class NoBuildCommand(Exception):
-    """Neither the job nor the project's longrun.json names a build command."""
-
-
-class InvalidProjectFile(Exception):
-    """The project's longrun.json is not what a build can use."""
 
 
 def _project_file(project_id: str) -> dict[str, Any]:

@@ -22,21 +22,10 @@ from core.observability import logger, tracer
 from core.steps import job_step
 from steps.git import runner
 from steps.git.credentials import askpass_for
+from steps.git.errors import ForbiddenHost, HostNotFound, RepositoryTooLarge
 from steps.project.workspace import workspace_dir, workspace_name
 
 SAFETY_MARGIN_SECONDS = 15  # left to clean up before the function's own timeout
-
-
-class ForbiddenHost(Exception):
-    """The repository's host resolves to a private, loopback or link-local address."""
-
-
-class HostNotFound(Exception):
-    """The repository's host name does not resolve."""
-
-
-class RepositoryTooLarge(Exception):
-    """The clone could not finish within the function's time."""
 
 
 def _check_resolved(url: git_input.RepoUrl, allowed: frozenset[str]) -> None:

@@ -12,11 +12,9 @@ from pathlib import Path
 
 from aws_lambda_powertools.utilities import parameters
 
+from steps.git.errors import CredentialsNotFound
+
 CREDENTIALS_PATH = "/longrun/git-credentials"
-
-
-class CredentialsNotFound(Exception):
-    """No stored secret of that name for this user."""
 
 
 def askpass_for(user_id: str, name: str, into: Path) -> tuple[Path, dict[str, str]]:

@@ -22,11 +22,11 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from core import config, git_input, locks
-from core.errors import StepErrorWithDetails
 from core.observability import logger, tracer
 from core.steps import job_step
 from steps.git import runner
 from steps.git.credentials import askpass_for
+from steps.git.errors import BranchNotFound, MergeConflict, NotFastForward, WorkspaceNotClean
 from steps.project.workspace import workspace_dir
 
 FLOWS = {
@@ -34,22 +34,6 @@ FLOWS = {
     "release-finish": ("release/{name}", "main", True),
     "hotfix-finish": ("hotfix/{name}", "main", True),
 }
-
-
-class MergeConflict(StepErrorWithDetails):
-    """The merge stopped on conflicting changes; ``details`` lists the paths."""
-
-
-class NotFastForward(Exception):
-    """``ff-only`` was asked and the target has commits the source lacks."""
-
-
-class BranchNotFound(Exception):
-    """A branch the merge needs does not exist in the workspace."""
-
-
-class WorkspaceNotClean(Exception):
-    """The workspace has uncommitted changes; a merge would mix them in."""
 
 
 class _Git:

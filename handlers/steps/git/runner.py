@@ -19,16 +19,10 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from steps.git.errors import GitFailed, GitTimedOut
+
 MAX_OUTPUT_BYTES = 256 * 1024
 AUTHOR = ("longrun", "longrun@users.noreply.longrun.dev")
-
-
-class GitFailed(Exception):
-    """git exited non-zero; the message carries the end of its stderr."""
-
-
-class GitTimedOut(Exception):
-    """git ran past its time limit and was stopped."""
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,10 @@ from core.config import settings
 from core.observability import logger, tracer
 from core.steps import job_step
 from steps.project import git
+from steps.project.errors import WorkspaceExists
 from steps.project.workspace import s3_prefix, staging_dir, workspace_dir, workspace_name
 
 DEFAULT_BRANCH = "main"
-
-
-class WorkspaceExists(Exception):
-    """The project's workspace directory exists and is not this job's repository."""
 
 
 def _download(project_id: str, into: Path) -> int:

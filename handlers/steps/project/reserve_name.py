@@ -15,9 +15,9 @@ from botocore.exceptions import ClientError
 from core import aws, projects
 from core.clock import now_iso
 from core.config import settings
-from core.errors import NameTaken
 from core.observability import logger, tracer
 from core.steps import job_step
+from steps.project.errors import NameTaken
 
 
 @logger.inject_lambda_context(clear_state=True)

@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from core.errors import ScaffoldNotFound
+from steps.project.errors import ScaffoldNotFound
 
 ROOT = Path(__file__).parent / "scaffolds"
 

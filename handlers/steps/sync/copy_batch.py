@@ -24,11 +24,12 @@ from botocore.exceptions import ClientError
 
 from core import aws, locks, publisher, sync_requests
 from core.config import settings
-from core.errors import TransientError
 from core.observability import append_job_keys, logger, tracer
+from core.workflow_errors import TransientError
 from steps.project.workspace import workspace_dir
 from steps.sync import work
-from steps.sync.files import Collision, UnsafePath, Workspace
+from steps.sync.errors import Collision, ObjectArchived, UnsafePath
+from steps.sync.files import Workspace
 from steps.sync.listing import object_etag, object_mtime_ns
 
 CHUNK = 1024 * 1024
@@ -36,10 +37,6 @@ SMALL = 8 * 1024 * 1024  # up to this size a file is one PutObject with Content-
 FILES_AT_ONCE = 8
 _MD5 = re.compile(r"^[0-9a-f]{32}$")
 _MULTIPART = TransferConfig(multipart_threshold=SMALL, multipart_chunksize=SMALL, max_concurrency=4)
-
-
-class ObjectArchived(Exception):
-    """The object is in an archive storage class (Glacier): it must be restored before it can be copied."""
 
 
 @dataclass

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import BinaryIO
 
 from core.paths import MAX_PATH_BYTES, RESERVED_PREFIX, PathError, check_relative_path
+from steps.sync.errors import Collision, UnsafePath
 
 _CLOEXEC = getattr(os, "O_CLOEXEC", 0)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | _CLOEXEC
@@ -36,24 +37,6 @@ _READ_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | _CLOEXEC  # NONBLOCK
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | _CLOEXEC
 _TEMP_SUFFIX = ".tmp"
 _ATTEMPTS = 3  # a directory created, removed or replaced by another writer while we walk
-
-
-class Collision(Exception):
-    """The key cannot be written: a parent component is a regular file, or the target is a directory."""
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(message)
-        self.path = path
-        self.message = message
-
-
-class UnsafePath(Exception):
-    """A component is a symlink or something else (FIFO, socket, device) that is never followed."""
-
-    def __init__(self, path: str, message: str) -> None:
-        super().__init__(message)
-        self.path = path
-        self.message = message
 
 
 @dataclass

@@ -23,7 +23,8 @@ from core.steps import job_step
 from steps.project.workspace import workspace_dir
 from steps.sync import finish, manifest, work
 from steps.sync.copy_batch import copy_items
-from steps.sync.files import Collision, UnsafePath, Workspace
+from steps.sync.errors import Collision, UnsafePath
+from steps.sync.files import Workspace
 from steps.sync.listing import Item, Problem, efs_items, s3_item, s3_items, unchanged
 
 ROUND_SECONDS = 20  # list pages for this long per invocation, then hand the cursor back

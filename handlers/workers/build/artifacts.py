@@ -18,15 +18,12 @@ from typing import Any
 from core import aws, builds
 from core.config import settings
 from core.sync_requests import WRITER_METADATA
+from steps.build.errors import TooManyArtifacts
 
 MAX_FILES = 1000
 MAX_TOTAL_BYTES = 5 * 1024**3
 RESULT_MAX = 100
 URL_SECONDS = 3600
-
-
-class TooManyArtifacts(Exception):
-    """The artifact globs match more files or bytes than one build may upload."""
 
 
 @dataclass(frozen=True)

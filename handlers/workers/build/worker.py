@@ -11,7 +11,9 @@ locally) shares the queue. For each message:
    and keeping the message invisible the while. A failed heartbeat means the job was cancelled or
    given up: the build's whole process group is killed and nothing is answered.
 4. Answer ``SendTaskSuccess`` (exit code 0: artifacts uploaded) or ``SendTaskFailure``
-   (``BuildFailed`` with the exit code, ``BuildTimedOut``), then delete the message.
+   (``BuildFailed`` with the exit code, ``BuildTimedOut``), then delete the message. The error
+   names are the classes of the build workflow's catalogue (:mod:`steps.build.errors`), sent as
+   ``<Class>.__name__``, so the worker and ``build.asl.json`` cannot drift apart.
 
 A worker that dies mid-build answers nothing: its message comes back after the visibility
 timeout, or the task's heartbeat timeout queues the build again, and another worker runs it.
@@ -35,6 +37,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from core import aws, build_users, builds, publisher, schemas
+from steps.build.errors import BuildError, BuildFailed, BuildTimedOut, TooManyArtifacts, WorkspaceNotFound
 from steps.project.workspace import workspace_dir
 from workers.build import artifacts, protection, sandbox
 from workers.build.logs import LogShipper, ensure_stream
@@ -261,17 +264,17 @@ class Worker:
             return "stopped"
         where = {"exitCode": code, "durationMs": duration_ms, "logGroup": group, "logStream": stream}
         if build.timed_out:
-            self._progress(build, "FAILED", {"code": "BuildTimedOut", **where})
-            return self._fail(token, "BuildTimedOut", f"the build ran longer than {m['timeoutSeconds']} s", where)
+            self._progress(build, "FAILED", {"code": BuildTimedOut.__name__, **where})
+            return self._fail(token, BuildTimedOut, f"the build ran longer than {m['timeoutSeconds']} s", where)
         if code != 0:
-            self._progress(build, "FAILED", {"code": "BuildFailed", **where})
-            return self._fail(token, "BuildFailed", f"the build command exited with code {code}", where)
+            self._progress(build, "FAILED", {"code": BuildFailed.__name__, **where})
+            return self._fail(token, BuildFailed, f"the build command exited with code {code}", where)
         try:
             found = artifacts.collect(workspace_dir(m["projectId"]), m["artifacts"])
             listed = artifacts.upload(workspace_dir(m["projectId"]), found, m["projectId"], m["jobId"])
-        except artifacts.TooManyArtifacts as e:
-            self._progress(build, "FAILED", {"code": "TooManyArtifacts", **where})
-            return self._fail(token, "TooManyArtifacts", str(e), where)
+        except TooManyArtifacts as e:
+            self._progress(build, "FAILED", {"code": TooManyArtifacts.__name__, **where})
+            return self._fail(token, TooManyArtifacts, str(e), where)
         result = {
             "exitCode": code,
             "durationMs": duration_ms,
@@ -292,10 +295,11 @@ class Worker:
     def _progress(self, build: Build, status: str, detail: dict[str, Any]) -> None:
         publisher.progress(build.job, "build", status, detail, while_running=True)
 
-    def _fail(self, token: str, code: str, message: str, details: dict[str, Any]) -> str:
+    def _fail(self, token: str, error: type[Exception], message: str, details: dict[str, Any]) -> str:
+        """``SendTaskFailure`` with the catalogue class's name: the name build.asl.json catches."""
         cause = json.dumps({"errorMessage": message, "details": [details]})
         try:
-            self.sfn.send_task_failure(taskToken=token, error=code, cause=cause)
+            self.sfn.send_task_failure(taskToken=token, error=error.__name__, cause=cause)
         except ClientError as e:
             if e.response["Error"]["Code"] not in TOKEN_GONE:
                 raise
@@ -303,13 +307,13 @@ class Worker:
         return "answered"
 
 
-def _worker_error(error: Exception, message: dict[str, Any]) -> tuple[str, str]:
-    """The code and message a user is given for a build the worker could not run."""
+def _worker_error(error: Exception, message: dict[str, Any]) -> tuple[type[Exception], str]:
+    """The error (a class of steps.build.errors) and message a user is given for a build the worker could not run."""
     if isinstance(error, FileNotFoundError) and not workspace_dir(message["projectId"]).is_dir():
-        return "WorkspaceNotFound", f"project {message['projectId']} has no workspace"
+        return WorkspaceNotFound, f"project {message['projectId']} has no workspace"
     if isinstance(error, ClientError):
-        return "BuildError", f"the worker could not finish the build: {error.response['Error'].get('Code')}"
-    return "BuildError", f"the worker could not finish the build: {type(error).__name__}: {error}"[:500]
+        return BuildError, f"the worker could not finish the build: {error.response['Error'].get('Code')}"
+    return BuildError, f"the worker could not finish the build: {type(error).__name__}: {error}"[:500]
 
 
 def _exited_within(process: BuildProcess, seconds: float) -> bool:
