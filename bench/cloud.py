@@ -323,7 +323,7 @@ class Cloud:
                 part, seconds = "local up (fronts, control plane)", own
             elif "longrun.local.aws_server" in command:
                 part, seconds = "moto", own
-            elif "longrun.local.lambda_worker" in command:
+            elif "longrun.local.awslambda.worker" in command:
                 part, seconds = "Lambda workers", own + reaped
             else:
                 continue  # a worker's child: counted in its worker once reaped

@@ -292,7 +292,7 @@ def _workers(cloud: Cloud) -> list[Worker]:
         if not entry.name.isdigit():
             continue
         try:
-            if b"longrun.local.lambda_worker" not in (entry / "cmdline").read_bytes():
+            if b"longrun.local.awslambda.worker" not in (entry / "cmdline").read_bytes():
                 continue
             stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
             if int(stat[1]) != cloud.process.pid:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -20,6 +21,20 @@ from longrun.client import Client, Endpoints
 from longrun.tokens import make_token
 
 REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def translated() -> Any:
+    """infra/template.yaml after the SAM transform, as ``longrun local up`` reads it (unit and emulator tests)."""
+    from longrun.local.cloudformation.template import translate
+
+    return translate(REPO / "infra" / "template.yaml", {"StageName": "test"})
+
+
+@pytest.fixture(scope="session")
+def boto_session() -> boto3.Session:
+    """One botocore session for the whole run: its service models load once, not per test."""
+    return boto3.Session(region_name="us-east-1")
 
 
 @dataclass
@@ -46,32 +61,46 @@ class LocalCloud:
         return next((self.data_dir / "efs").glob("fs-*/longrun"))
 
 
-@pytest.fixture(scope="session")
-def local_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
-    """``longrun local up`` exactly as a user starts it, on free ports."""
-    base = tmp_path_factory.mktemp("local-cloud")
+@contextlib.contextmanager
+def started_local_cloud(base: Path, *options: str) -> Iterator[LocalCloud]:
+    """``longrun local up`` exactly as a user starts it, on free ports, with ``options`` added; stopped after.
+
+    The one way the tests start a local cloud of their own (the session's ``local_cloud``, and the
+    clouds with other options of tests/e2e/test_faults.py and tests/e2e/test_quota.py): its output
+    goes to ``base/local-up.log``, its data to ``base/data``.
+    """
     endpoints_file = base / "endpoints.json"
     log = open(base / "local-up.log", "wb")  # noqa: SIM115
     process = subprocess.Popen(
         [sys.executable, "-m", "longrun.cli", "local", "up", "--api-port", "0", "--ws-port", "0", "--aws-port", "0",
-         "--data-dir", str(base / "data"), "--endpoints-file", str(endpoints_file)],
+         "--data-dir", str(base / "data"), "--endpoints-file", str(endpoints_file), *options],
         cwd=REPO,
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while not endpoints_file.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("longrun local up did not start:\n" + (base / "local-up.log").read_text())
-        time.sleep(0.1)
-    endpoints = json.loads(endpoints_file.read_text())
-    yield LocalCloud(endpoints["api"], endpoints["ws"], endpoints["aws"], base / "data", process)
-    process.send_signal(signal.SIGTERM)
     try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        raise
-    log.close()
+        deadline = time.monotonic() + 120
+        while not endpoints_file.exists():
+            if process.poll() is not None or time.monotonic() > deadline:
+                process.kill()
+                started = " ".join(["longrun local up", *options])
+                pytest.fail(f"{started} did not start:\n" + (base / "local-up.log").read_text())
+            time.sleep(0.1)
+        endpoints = json.loads(endpoints_file.read_text())
+        yield LocalCloud(endpoints["api"], endpoints["ws"], endpoints["aws"], base / "data", process)
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            raise
+    finally:
+        log.close()
+
+
+@pytest.fixture(scope="session")
+def local_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
+    """The session's ``longrun local up``, with the default options."""
+    with started_local_cloud(tmp_path_factory.mktemp("local-cloud")) as cloud:
+        yield cloud

@@ -31,9 +31,11 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from longrun.local import event_targets, moto_fixes, presigned, usage
+from longrun.local import patches, usage
+from longrun.local.dynamodb.patches import dynamodb_request_lock, is_dynamodb_request
 from longrun.local.faults import Faults, FaultSpecError, write_json
 from longrun.local.faults import parse as parse_faults
+from longrun.local.s3 import presigned
 
 _INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host", "content-length"})
@@ -94,7 +96,7 @@ class LocalAwsApp:
     """WSGI app: moto, with Lambda invocations (and DynamoDB, if it has its own process) sent on.
 
     DynamoDB requests that moto answers here reach it one at a time, as atomic as DynamoDB makes
-    them (see :mod:`longrun.local.moto_fixes`).
+    them (see :mod:`longrun.local.dynamodb.patches`).
     """
 
     def __init__(
@@ -119,12 +121,12 @@ class LocalAwsApp:
             return refused
         if environ.get("REQUEST_METHOD") == "POST" and _INVOKE.match(environ.get("PATH_INFO", "")):
             return self.lambda_runtime.forward(environ, start_response)
-        if moto_fixes.is_dynamodb_request(environ):
+        if is_dynamodb_request(environ):
             if self.dynamodb is not None:
                 return self.dynamodb.forward(environ, start_response)
             if self.faults.strike("dynamodb.throttle"):
                 return _throttled(environ, start_response)
-            with moto_fixes.dynamodb_request_lock():
+            with dynamodb_request_lock():
                 return list(self.usage.observe(environ, start_response, self.moto_app))
         return self.usage.observe(environ, start_response, self.moto_app)
 
@@ -202,8 +204,7 @@ def main(argv: list[str] | None = None) -> None:
     from werkzeug.serving import make_server
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
-    moto_fixes.install()
-    event_targets.install()
+    patches.install()  # every patch of moto, each service's (longrun/local/<service>/patches.py)
     default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
     app = LocalAwsApp(DomainDispatcherApplication(create_backend_app), args.lambda_url, args.dynamodb_url, faults)
     if faults and args.faults_file:

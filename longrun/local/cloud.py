@@ -4,7 +4,7 @@ Parts, each in its place:
 
 * the AWS endpoint — moto in server mode, in its own process (:mod:`longrun.local.aws_server`),
   and DynamoDB in a second one, since the job store's traffic is most of what a job costs;
-* Lambda — warm worker processes per function (:mod:`longrun.local.lambda_runtime`), reached
+* Lambda — warm worker processes per function (:mod:`longrun.local.awslambda.runtime`), reached
   through the control plane (:mod:`longrun.local.control_plane`);
 * API Gateway — the REST front and the WebSocket front, in this process;
 * EFS — a directory under ``--data-dir``.
@@ -32,33 +32,29 @@ from urllib.parse import urlsplit
 import boto3
 from botocore.config import Config
 
+from longrun.local.apigateway.rest_front import RestFront
+from longrun.local.apigateway.websocket_front import WebSocketFront
+from longrun.local.awslambda.event_sources import SqsPoller
+from longrun.local.awslambda.runtime import LambdaRuntime
+from longrun.local.cloudformation.engine import ACCOUNT_ID, Stack, StackBuilder
+from longrun.local.cloudformation.template import translate
 from longrun.local.console import STATIC_PREFIX, ConsoleFiles
 from longrun.local.control_plane import ControlPlane
-from longrun.local.event_sources import SqsPoller
+from longrun.local.ecs.services import ServicePool
 from longrun.local.faults import COUNTS_FILE, Faults, Reporter, to_spec
-from longrun.local.lambda_runtime import LambdaRuntime
-from longrun.local.rest_front import RestFront
-from longrun.local.services import ServicePool
-from longrun.local.stack import ACCOUNT_ID, Stack, StackBuilder
-from longrun.local.stepfunctions_local import StepFunctionsLocal
-from longrun.local.template import translate
-from longrun.local.websocket_front import WebSocketFront
+from longrun.local.stepfunctions.local_engine import StepFunctionsLocal
+from longrun.tokens import local_secret  # the CLI signs with it too, without this package
 
 log = logging.getLogger("longrun.local")
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_TEMPLATE = REPO_ROOT / "infra" / "template.yaml"
-DEFAULT_SECRET = "longrun-local-development-secret"
 LOCAL_CREDENTIALS = {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_SESSION_TOKEN": "testing"}
 # Functions no API Gateway route or authorizer calls (workflow steps) yield the CPU to those that
 # a client is waiting on: see FunctionSpec.niceness.
 BACKGROUND_NICENESS = 10
 # Functions the first request needs; the rest warm up in the background.
 _WARM_FIRST = ("api.", "websocket.")
-
-
-def local_secret() -> str:
-    return os.environ.get("LONGRUN_LOCAL_SECRET") or DEFAULT_SECRET
 
 
 @dataclass

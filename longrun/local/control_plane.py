@@ -17,12 +17,12 @@ import uuid
 from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+from longrun.local.awslambda.runtime import LambdaRuntime, ServiceFailure, Throttled
 from longrun.local.faults import Faults
 from longrun.local.http_util import Handler, Service
-from longrun.local.lambda_runtime import LambdaRuntime, ServiceFailure, Throttled
 
 if TYPE_CHECKING:
-    from longrun.local.websocket_front import WebSocketFront
+    from longrun.local.apigateway.websocket_front import WebSocketFront
 
 _INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
 _CONNECTIONS = re.compile(r"^/@ws/(?P<api>[^/]+)/(?P<stage>[^/]+)/@connections/(?P<id>[^/?]+)$")

@@ -10,26 +10,18 @@ that each fault really happened.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from longrun.client import Client, Endpoints
 from longrun.local.faults import read_counts, to_spec
-from longrun.tokens import make_token
+from tests.conftest import LocalCloud, started_local_cloud
 
-REPO = Path(__file__).resolve().parents[2]
 RATES = {"lambda.throttle": 0.1, "lambda.error": 0.05, "ws.gone": 0.2, "dynamodb.throttle": 0.05, "worker.kill": 0.15}
 # A seed whose worker.kill stream strikes at its first draw: the first second a worker spends on a
 # build kills it, so the test always sees a build survive a lost worker.
@@ -51,47 +43,12 @@ FAULT_ERRORS = {
 FINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"}
 
 
-@dataclass
-class FaultyCloud:
-    api: str
-    ws: str
-    data_dir: Path
-
-    def client(self, user: str) -> Client:
-        return Client(Endpoints(self.api, self.ws), make_token(user))
-
-
 @pytest.fixture(scope="module")
-def faulty_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FaultyCloud]:
-    base = tmp_path_factory.mktemp("faulty-cloud")
-    endpoints_file = base / "endpoints.json"
-    log = open(base / "local-up.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen(
-        [sys.executable, "-m", "longrun.cli", "local", "up", "--api-port", "0", "--ws-port", "0", "--aws-port", "0",
-         "--data-dir", str(base / "data"), "--endpoints-file", str(endpoints_file),
-         "--faults", to_spec(RATES), "--faults-seed", str(SEED),
-         "--build-heartbeat-timeout", str(HEARTBEAT_SECONDS)],
-        cwd=REPO,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while not endpoints_file.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("longrun local up --faults did not start:\n" + (base / "local-up.log").read_text())
-        time.sleep(0.1)
-    endpoints = json.loads(endpoints_file.read_text())
-    yield FaultyCloud(endpoints["api"], endpoints["ws"], base / "data")
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        raise
-    finally:
-        log.close()
+def faulty_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
+    options = ("--faults", to_spec(RATES), "--faults-seed", str(SEED),
+               "--build-heartbeat-timeout", str(HEARTBEAT_SECONDS))  # fmt: skip
+    with started_local_cloud(tmp_path_factory.mktemp("faulty-cloud"), *options) as cloud:
+        yield cloud
 
 
 @dataclass
@@ -103,7 +60,7 @@ class Run:
     retried_calls: int
 
 
-def _run(cloud: FaultyCloud, user: str, job_type: str, params: dict[str, Any], project: str | None = None) -> Run:
+def _run(cloud: LocalCloud, user: str, job_type: str, params: dict[str, Any], project: str | None = None) -> Run:
     """Start a job as a careful client does (a key, so a failed POST can be repeated) and watch it end."""
     client = cloud.client(user)
     job: dict[str, Any] = {}
@@ -115,7 +72,7 @@ def _run(cloud: FaultyCloud, user: str, job_type: str, params: dict[str, Any], p
         raise AssertionError(f"{job_type} job {job.get('jobId')} of {user}: the client failed: {e!r}") from e
 
 
-def _check_ended_once(cloud: FaultyCloud, run: Run) -> None:
+def _check_ended_once(cloud: LocalCloud, run: Run) -> None:
     job_id = run.job["jobId"]
     stored = cloud.client(run.user).events(job_id)
     seqs = [e["seq"] for e in stored]

@@ -8,11 +8,6 @@ keeps the default of 20) and ``--build-workers 0``, so that builds wait in their
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +15,7 @@ from typing import Any
 import jsonschema
 import pytest
 
-from tests.conftest import REPO, LocalCloud
+from tests.conftest import REPO, LocalCloud, started_local_cloud
 from tests.e2e.helpers import create_project, http, recv_until, start_create_project, ws_connect
 
 pytestmark = pytest.mark.e2e
@@ -31,27 +26,8 @@ LIMIT = 2
 @pytest.fixture(scope="module")
 def small_cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
     base = tmp_path_factory.mktemp("quota-cloud")
-    endpoints_file = base / "endpoints.json"
-    log = open(base / "local-up.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen(
-        [sys.executable, "-m", "longrun.cli", "local", "up", "--data-dir", str(base / "data"),
-         "--endpoints-file", str(endpoints_file), "--max-jobs-per-user", str(LIMIT), "--build-workers", "0"],
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while not endpoints_file.exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("longrun local up did not start:\n" + (base / "local-up.log").read_text())
-        time.sleep(0.1)
-    endpoints = json.loads(endpoints_file.read_text())
-    yield LocalCloud(endpoints["api"], endpoints["ws"], endpoints["aws"], base / "data", process)
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    with started_local_cloud(base, "--max-jobs-per-user", str(LIMIT), "--build-workers", "0") as cloud:
+        yield cloud
 
 
 def _error_schema() -> dict[str, Any]:

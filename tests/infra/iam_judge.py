@@ -18,7 +18,7 @@ the role ``<Name>Role`` (SAM does not copy Metadata onto that role, so the expla
 the resource the reader edits).
 
 Documents are judged with their intrinsics resolved the way the local cloud resolves them
-(longrun/local/stack.py): plausible names and ARNs of this account, so that parliament can match
+(longrun/local/cloudformation/engine.py): plausible names and ARNs of this account, so that parliament can match
 ARNs against the formats each action takes.
 """
 
@@ -33,8 +33,8 @@ from typing import Any
 
 import parliament
 
-from longrun.local.stack import StackBuilder
-from longrun.local.template import Translated
+from longrun.local.cloudformation.engine import StackBuilder
+from longrun.local.cloudformation.template import Translated
 
 # Resource policies parliament reads (they carry Resource and Principal); the document's property.
 RESOURCE_POLICIES = {
@@ -111,7 +111,7 @@ def documents(cfn: dict[str, Any], sam: dict[str, Any]) -> Iterator[Document]:
         if kind == "AWS::IAM::Role":
             owner = _owner(logical_id, sam)
             trust = resolver.resolve(props["AssumeRolePolicyDocument"])
-            role_arn = builder._get_att(logical_id, "Arn")
+            role_arn = builder.get_att(logical_id, "Arn")
             trust = {**trust, "Statement": [{**s, "Resource": role_arn} for s in trust["Statement"]]}
             yield Document(owner, f"{logical_id} trust policy", trust, trust=True)
             for policy in props.get("Policies") or []:

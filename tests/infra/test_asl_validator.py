@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from longrun.local import asl_validator
+from longrun.local.stepfunctions import asl_validator
 from tests.infra.translated import translated
 from tests.support.planted import duplicate_a_state_name
 

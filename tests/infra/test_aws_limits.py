@@ -17,9 +17,11 @@ from typing import Any
 import pytest
 
 from longrun.local import aws_rules
+from longrun.local.awslambda.resources import judge_reservations
+from longrun.local.cloudformation.engine import StackBuilder
+from longrun.local.cloudformation.template import Translated
 from longrun.local.refusals import AwsRefused
-from longrun.local.stack import StackBuilder
-from longrun.local.template import Translated
+from longrun.local.stepfunctions.resources import judge_state_machine
 from tests.infra.translated import REPO, load_sam, translate_sam, translated
 
 RESERVING = ("SyncCopyReservedConcurrency", "ApiReservedConcurrency", "NotifyReservedConcurrency")
@@ -53,13 +55,13 @@ def _of_type(builder: StackBuilder, kind: str) -> dict[str, dict[str, Any]]:
 
 def judge_functions(builder: StackBuilder) -> None:
     for logical_id, props in _of_type(builder, "AWS::Lambda::Function").items():
-        aws_rules.lambda_function(logical_id, props, str(builder._ref(logical_id)))
-    builder._judge_reservations(list(_of_type(builder, "AWS::Lambda::Function")))
+        aws_rules.lambda_function(logical_id, props, str(builder.ref(logical_id)))
+    judge_reservations(builder, list(_of_type(builder, "AWS::Lambda::Function")))
 
 
 def judge_event_sources(builder: StackBuilder) -> None:
-    queues = {builder._get_att(q, "Arn"): props for q, props in _of_type(builder, "AWS::SQS::Queue").items()}
-    functions = {str(builder._ref(f)): props for f, props in _of_type(builder, "AWS::Lambda::Function").items()}
+    queues = {builder.get_att(q, "Arn"): props for q, props in _of_type(builder, "AWS::SQS::Queue").items()}
+    functions = {str(builder.ref(f)): props for f, props in _of_type(builder, "AWS::Lambda::Function").items()}
     mappings = _of_type(builder, "AWS::Lambda::EventSourceMapping")
     assert mappings, "the template has event source mappings to judge"
     for logical_id, props in mappings.items():
@@ -77,8 +79,8 @@ def judge_state_machines(builder: StackBuilder) -> None:
     machines = _of_type(builder, "AWS::StepFunctions::StateMachine")
     assert len(machines) >= 5
     for logical_id in machines:
-        builder.stack.physical[logical_id] = str(builder._ref(logical_id))
-        builder._judge_state_machine(logical_id)
+        builder.stack.physical[logical_id] = str(builder.ref(logical_id))
+        judge_state_machine(builder, logical_id)
 
 
 def judge_integrations(builder: StackBuilder) -> None:
@@ -335,7 +337,8 @@ def test_an_integration_timeout_over_29_seconds_is_refused() -> None:
 def test_local_up_takes_the_account_concurrency_and_exits_2_on_a_refusal(monkeypatch: pytest.MonkeyPatch) -> None:
     """`longrun local up --account-concurrency N` reaches the local cloud's Options; a refusal is exit 2."""
     from longrun import cli
-    from longrun.local import asl_validator, cloud
+    from longrun.local import cloud
+    from longrun.local.stepfunctions import asl_validator
 
     seen: list[int] = []
 

@@ -29,7 +29,7 @@ from typing import Any
 
 import pytest
 
-from longrun.local.intrinsics import Resolver
+from longrun.local.cloudformation.intrinsics import Resolver
 
 REPO = Path(__file__).resolve().parents[2]
 TEMPLATE = REPO / "infra" / "template.yaml"

@@ -183,7 +183,7 @@ def test_reserved_concurrency_caps_the_sync_fan_out_and_keeps_some_for_the_api_a
 
 
 def test_the_local_cloud_honors_a_reservation_as_its_pool_size_up_to_what_the_machine_holds() -> None:
-    from longrun.local.stack import LOCAL_POOL_SIZE, _pool_size
+    from longrun.local.awslambda.resources import LOCAL_POOL_SIZE, _pool_size
 
     assert _pool_size(None) == LOCAL_POOL_SIZE
     assert _pool_size(2) == 2

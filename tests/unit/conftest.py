@@ -77,7 +77,7 @@ class Aws:
 
     @property
     def state_machine(self) -> str:
-        return self.env["CREATE_PROJECT_STATE_MACHINE_ARN"]
+        return self.env["STATE_MACHINE_ARN_PREFIX"] + "create-project"
 
     def put_job(self, job_id: str, user: str = USER, **fields: Any) -> dict[str, Any]:
         """A job item as ``POST /jobs`` writes it."""
@@ -134,19 +134,6 @@ class _Discard:
         return lambda **kwargs: {}
 
 
-@pytest.fixture(scope="session")
-def translated() -> Any:
-    from longrun.local.template import translate
-
-    return translate(REPO / "infra" / "template.yaml", {"StageName": "test"})
-
-
-@pytest.fixture(scope="session")
-def boto_session() -> boto3.Session:
-    """One botocore session for the whole run: its service models load once, not per test."""
-    return boto3.Session(region_name=REGION)
-
-
 def clear_caches() -> None:
     from aws_lambda_powertools.utilities import parameters
 
@@ -167,7 +154,7 @@ def clear_caches() -> None:
 
 @pytest.fixture
 def aws(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, translated: Any, boto_session: boto3.Session) -> Iterator[Aws]:
-    from longrun.local.stack import StackBuilder
+    from longrun.local.cloudformation.engine import StackBuilder
 
     for name, value in {
         "AWS_DEFAULT_REGION": REGION,

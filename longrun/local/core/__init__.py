@@ -1,0 +1,1 @@
+"""What concerns moto's server itself rather than one AWS service."""

@@ -1,0 +1,1 @@
+"""DynamoDB in the local cloud: moto's, with the guarantees the job store builds on."""

@@ -1,0 +1,1 @@
+"""EventBridge in the local cloud: moto's buses and rules, with the targets and schedules moto lacks."""

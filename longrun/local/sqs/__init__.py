@@ -1,0 +1,1 @@
+"""SQS in the local cloud: moto's, at the cost SQS has."""
