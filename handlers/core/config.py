@@ -75,9 +75,12 @@ def upload_url_seconds() -> int:
 
 
 def state_machine_arn(job_type: str) -> str | None:
-    """The ARN of the state machine that runs ``job_type``, if this deployment has it.
+    """The ARN of the state machine that runs ``job_type``, or ``None`` where no machine is wired in.
 
-    ``create-project`` reads ``CREATE_PROJECT_STATE_MACHINE_ARN``: each job kind's machine is
-    wired into the API function by the template, so a kind that is not deployed is unknown.
+    The template names every job kind's machine ``<stack>-<type>`` and gives every function
+    ``STATE_MACHINE_ARN_PREFIX`` (``arn:…:stateMachine:<stack>-``), so a new kind needs no variable
+    of its own: the ARN is the prefix and the type. Which types exist is the schemas' business
+    (:func:`core.schemas.job_types`, one ``schemas/jobs/<type>.json`` each); the callers ask only for those.
     """
-    return os.environ.get(job_type.upper().replace("-", "_") + "_STATE_MACHINE_ARN") or None
+    prefix = os.environ.get("STATE_MACHINE_ARN_PREFIX", "")
+    return prefix + job_type if prefix else None

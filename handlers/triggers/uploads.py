@@ -31,7 +31,7 @@ SYNC_PARAMS = {"direction": "s3-to-efs", "delete": False}
 def _start_sync(job_id: str, user_id: str, project_id: str) -> None:
     machine = state_machine_arn("sync")
     if machine is None:
-        raise RuntimeError("SYNC_STATE_MACHINE_ARN is not set")
+        raise RuntimeError("STATE_MACHINE_ARN_PREFIX is not set")
     job = launcher.new_job(job_id, user_id, "sync", project_id, dict(SYNC_PARAMS), machine)
     append_job_keys(job)
     try:

@@ -477,12 +477,22 @@ def test_every_function_has_a_log_group_with_retention() -> None:
         assert named.get(f"/aws/lambda/${{{function}}}") == {"Ref": "LogRetentionDays"}, function
 
 
-def test_state_machine_arn_only_in_api_function() -> None:
+STATE_MACHINE_ARN_PREFIX = (
+    "arn:${AWS::Partition}:states:${AWS::Region}:${AWS::AccountId}:stateMachine:${AWS::StackName}-"
+)
+
+
+def test_every_job_kinds_machine_is_found_by_the_naming_convention() -> None:
+    """core/config.py: a job type's machine is STATE_MACHINE_ARN_PREFIX + type; no variable per kind."""
     template = sam_template()
     global_env = template["Globals"]["Function"]["Environment"]["Variables"]
-    assert "CREATE_PROJECT_STATE_MACHINE_ARN" not in global_env
-    api_env = template["Resources"]["ApiFunction"]["Properties"]["Environment"]["Variables"]
-    assert api_env["CREATE_PROJECT_STATE_MACHINE_ARN"] == {"Ref": "CreateProjectStateMachine"}
+    assert global_env["STATE_MACHINE_ARN_PREFIX"] == {"Fn::Sub": STATE_MACHINE_ARN_PREFIX}
+    kinds = {p.stem for p in (REPO / "schemas" / "jobs").glob("*.json")}
+    names = {m["Properties"]["Name"]["Fn::Sub"] for m in _resources("AWS::Serverless::StateMachine").values()}
+    assert names == {f"${{AWS::StackName}}-{kind}" for kind in kinds}, "one machine <stack>-<type> per schema"
+    for name, function in _resources("AWS::Serverless::Function").items():
+        variables = (function["Properties"].get("Environment") or {}).get("Variables") or {}
+        assert not [v for v in variables if v.endswith("_STATE_MACHINE_ARN")], f"{name}: wired per kind"
 
 
 # ------------------------------------------------------------------------------------ 5. handlers
@@ -618,10 +628,15 @@ def test_every_state_machine_logs_without_execution_data_and_traces() -> None:
         assert props["Tracing"] == {"Enabled": True}, name
         # The role can deliver the logs (vended-log delivery) and the traces.
         role = roles[f"{name}Role"]["Properties"]
+        documents = [policy["PolicyDocument"] for policy in role.get("Policies", [])] + [
+            roles[arn["Ref"]]["Properties"]["PolicyDocument"]
+            for arn in role.get("ManagedPolicyArns", [])
+            if isinstance(arn, dict) and roles.get(arn.get("Ref"), {}).get("Type") == "AWS::IAM::ManagedPolicy"
+        ]
         actions = {
             action
-            for policy in role.get("Policies", [])
-            for statement in _as_list(policy["PolicyDocument"]["Statement"])
+            for document in documents
+            for statement in _as_list(document["Statement"])
             for action in _as_list(statement["Action"])
         }
         assert {"logs:CreateLogDelivery", "logs:PutResourcePolicy", "logs:DescribeLogGroups"} <= actions, name

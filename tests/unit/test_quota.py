@@ -123,11 +123,12 @@ def test_a_start_that_fails_gives_its_place_back(aws, limit, monkeypatch):
     with pytest.raises(Conflict):  # refused before its job is written
         _create("taken-name")
     assert _running() == set()
-    monkeypatch.setenv("CREATE_PROJECT_STATE_MACHINE_ARN", aws.state_machine + "-gone")
+    prefix = aws.env["STATE_MACHINE_ARN_PREFIX"]
+    monkeypatch.setenv("STATE_MACHINE_ARN_PREFIX", prefix + "gone-")  # names a machine that does not exist
     with pytest.raises(Exception, match=r"StateMachineDoesNotExist|does not exist"):  # written, then StartFailed
         _create("never-starts")
     assert _running() == set()
-    monkeypatch.setenv("CREATE_PROJECT_STATE_MACHINE_ARN", aws.state_machine)
+    monkeypatch.setenv("STATE_MACHINE_ARN_PREFIX", prefix)
     assert _create("starts")["status"] == "RUNNING"
 
 

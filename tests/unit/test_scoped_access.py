@@ -68,7 +68,7 @@ SCOPED_FUNCTIONS = {
 @pytest.fixture(scope="module")
 def resolved(translated: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
     """The template's resources with their intrinsics resolved, named as the unit stack names them."""
-    from longrun.local.stack import StackBuilder
+    from longrun.local.cloudformation.engine import StackBuilder
 
     builder = StackBuilder(
         copy.deepcopy(translated),
@@ -282,14 +282,12 @@ def test_only_the_steps_roles_may_assume_the_project_role(resolved: Any, role: d
     assert trusted == SCOPED_FUNCTIONS
     worker_role = resolve({"Fn::GetAtt": ["BuildWorkerTaskRole", "Arn"]})
     assert may_assume(worker_role)  # for its artifacts
-    worker = resolve(resources["BuildWorkerTaskRole"]["Properties"])["Policies"]
-    worker_statements = [s for p in worker for s in p["PolicyDocument"]["Statement"]]
+    worker_statements = _statements(resolve, resources, "BuildWorkerTaskRole")
     assert any(s["Action"] == ["sts:AssumeRole"] and _arn_like(role["Arn"], s["Resource"]) for s in worker_statements)
     assert not any("s3:PutObject" in s["Action"] for s in worker_statements)  # only as the project
     # Each of them may assume it by its own policy, and none holds project data in its own right.
     for name in SCOPED_FUNCTIONS:
-        documents = [p["PolicyDocument"] for p in resolve(resources[name + "Role"]["Properties"]).get("Policies", [])]
-        statements = [s for d in documents for s in d["Statement"]]
+        statements = _statements(resolve, resources, name + "Role")
         assert any("sts:AssumeRole" in s["Action"] and _arn_like(role["Arn"], s["Resource"]) for s in statements), name
         for statement in statements:
             resources_of = statement["Resource"]
@@ -319,6 +317,16 @@ def test_the_api_signs_uploads_as_a_role_that_may_only_write_project_files(resol
     assumable = [s["Resource"] for s in own if "sts:AssumeRole" in s["Action"]]
     assert assumable and all(_arn_like(signing_arn, r) and not _arn_like(role["Arn"], r) for r in assumable)
     assert not any("s3:PutObject" in s["Action"] for s in own)
+
+
+def _statements(resolve: Any, resources: dict[str, Any], role: str) -> list[dict[str, Any]]:
+    """A role's statements: its inline policies' and those of the stack's managed policies it attaches."""
+    props = resolve(resources[role]["Properties"])
+    documents = [p["PolicyDocument"] for p in props.get("Policies", [])]
+    for arn in resources[role]["Properties"].get("ManagedPolicyArns", []):
+        if isinstance(arn, dict) and resources.get(arn.get("Ref"), {}).get("Type") == "AWS::IAM::ManagedPolicy":
+            documents.append(resolve(resources[arn["Ref"]]["Properties"])["PolicyDocument"])
+    return [s for d in documents for s in (d["Statement"] if isinstance(d["Statement"], list) else [d["Statement"]])]
 
 
 def _arn_like(arn: str, pattern: str) -> bool:
