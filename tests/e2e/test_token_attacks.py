@@ -23,8 +23,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from websockets.exceptions import InvalidStatus
 
-from longrun.local.cloud import local_secret
-from longrun.tokens import make_token
+from longrun.tokens import local_secret, make_token
 from tests.e2e.helpers import http, ws_connect
 from tests.e2e.test_openapi_conformance import check
 

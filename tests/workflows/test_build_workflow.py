@@ -236,7 +236,8 @@ def test_a_silent_worker_is_replaced_by_a_retry_after_the_heartbeat_timeout(retr
 def test_the_lost_workers_token_is_refused_once_the_build_is_retried(retried: Retried) -> None:
     """The build worker relies on this to stop a build that was given up, and to drop its stale message.
 
-    moto's engine made the token once per state entry, so a retry reused it (fixed in moto_fixes).
+    moto's engine made the token once per state entry, so a retry reused it
+    (fixed in longrun/local/stepfunctions/patches.py).
     """
     assert retried.second["taskToken"] != retried.first["taskToken"]
     assert retried.first_token_after_retry in TOKEN_GONE

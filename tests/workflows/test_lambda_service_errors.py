@@ -2,7 +2,7 @@
 
 The workflows' Retry names ``Lambda.TooManyRequestsException`` and ``Lambda.ServiceException`` for
 a ``Resource`` that is the function's ARN; moto's engine called every such refusal ``Exception``,
-which no Retry would match (``longrun/local/moto_fixes.py``). The refusal here is Lambda's 404 for
+which no Retry would match (``longrun/local/stepfunctions/patches.py``). The refusal here is Lambda's 404 for
 a function that does not exist, which the session's fault-free cloud gives on demand.
 """
 
