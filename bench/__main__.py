@@ -15,10 +15,13 @@ and the scaffold's build with a cold and a warm cache), then the triggers (a job
 closed by the execution-status trigger, beside a cancel) and the load (500 jobs of four kinds from
 50 clients). Sync runs after those: it writes a GiB and more to the local S3, and its baselines are
 command-line tools (the ``bench`` extra: ``pip install -e '.[bench]'``, which ``make bench`` does).
-Then the same load on a local cloud of its own started with ``--faults`` (the issue's example
-rates, a fixed seed). Last, what each job kind uses of what AWS bills, on a quiet local cloud of its
-own (``bench/costs.py``: one table per kind, the idle costs, the price list). The table is also
-written to ``bench/results/latest.md``.
+Then the same load on a local cloud of its own started with ``--faults`` (the example rates of
+``longrun.local.faults``, a fixed seed). Last, what each job kind uses of what AWS bills, on a
+quiet local cloud of its own (``bench/costs.py``: one table per kind, the idle costs, the price
+list). The table is also
+written to ``bench/results/latest.md`` (scratch); a full run (neither ``--quick`` nor ``--only``)
+is also kept as ``bench/results/<UTC date-time>.md`` and its table put in docs/benchmarks.md
+(``bench/publish.py``).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import accept, build, completion, costs, git_clone, imports, load, sync, throughput, triggers
+from bench import accept, build, completion, costs, git_clone, imports, load, publish, sync, throughput, triggers
 from bench.cloud import Cloud, cores
 from bench.report import Section, render
 
@@ -50,7 +53,7 @@ CLOUD_SECTIONS = {
     "sync": (sync, "sync"),
 }
 CLOUD_BENCHMARKS = tuple(CLOUD_SECTIONS)
-# The load again, on a local cloud of its own started with --faults (the issue's example rates).
+# The load again, on a local cloud of its own started with --faults (longrun.local.faults' example rates).
 FAULTS_SEED = "1"
 ALL = ("imports", *CLOUD_BENCHMARKS, "faults", "costs")
 
@@ -58,6 +61,11 @@ ALL = ("imports", *CLOUD_BENCHMARKS, "faults", "costs")
 def say(message: str) -> None:
     """Progress on stderr: a full run takes minutes, and the table goes to stdout."""
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def _shown(path: Path) -> Path:
+    """A path as the user typed it: relative to where ``make bench`` runs, when it is inside."""
+    return path.relative_to(Path.cwd()) if path.is_relative_to(Path.cwd()) else path
 
 
 def _timed(name: str, body: Callable[[], Section]) -> Section:
@@ -144,8 +152,9 @@ def main(argv: list[str] | None = None) -> int:
         sections.append(_costs(quick, args.keep))
 
     total = time.monotonic() - started
+    finished = datetime.now(UTC)
     preamble = [
-        f"## longrun benchmarks — {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"## longrun benchmarks — {finished.strftime('%Y-%m-%d %H:%M UTC')}",
         "",
         f"{'quick (smoke) run' if quick else 'full run'}; {platform.node()}, {cores()} cores, "
         f"Python {platform.python_version()}; total {total:.0f} s" + (f"; {cloud_note}" if cloud_note else ""),
@@ -154,7 +163,10 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(text)
-    say(f"written to {RESULTS.relative_to(Path.cwd()) if RESULTS.is_relative_to(Path.cwd()) else RESULTS}")
+    say(f"written to {_shown(RESULTS)}")
+    if not quick and not args.only:  # a smoke run or a part of the benchmarks is no figure to keep
+        history = publish.publish(text, finished)
+        say(f"kept as {_shown(history)}; its table is now in {_shown(publish.DOC)}")
     return 1 if any(note.startswith("FAILED") for s in sections for note in s.notes) else 0
 
 
