@@ -1,0 +1,1 @@
+"""The project-stats workflow's steps (statemachines/project_stats.asl.json)."""
