@@ -15,10 +15,12 @@ SAM_STAMP := $(SAM)/.installed
 
 .PHONY: demo test lint scan scanner sam-cli sam-build bench up deploy clean chromium console-upload
 
+# The tests' tools (dev) and the local cloud (local: moto, the SAM translator...; `pip install longrun` alone is
+# the CLI and client): demo, test, bench and up all start from here.
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,local]'
 	touch $(STAMP)
 
 $(NODE_STAMP): package.json package-lock.json

@@ -30,13 +30,19 @@ def _client(args: argparse.Namespace) -> Client:
 
 
 def cmd_local_up(args: argparse.Namespace) -> int:
+    from longrun.local_extra import missing_message
+
+    # The emulator is the `local` extra: without it, say what to install before anything starts.
+    if (problem := missing_message("longrun local up")) is not None:
+        print(problem, file=sys.stderr)
+        return 2
     from longrun.local.cloud import LocalCloud, Options
 
     if args.engine == "stepfunctions-local":
         if args.stepfunctions_endpoint:  # a usage error: argparse prints the usage and exits 2
             args.usage_error("--engine stepfunctions-local starts its own engine and --stepfunctions-endpoint names "
                              "one started some other way: give one or the other")  # fmt: skip
-        from longrun.local.stepfunctions_local import docker_problem, unavailable_message
+        from longrun.local.stepfunctions.local_engine import docker_problem, unavailable_message
 
         # Before anything starts: without Docker the engine cannot run, and the user should hear why at once.
         problem = docker_problem()
@@ -44,7 +50,7 @@ def cmd_local_up(args: argparse.Namespace) -> int:
             print(unavailable_message(problem), file=sys.stderr)
             return 2
     elif not args.stepfunctions_endpoint:
-        from longrun.local import asl_validator
+        from longrun.local.stepfunctions import asl_validator
 
         # moto's engine takes definitions Step Functions refuses; unjudged, none is accepted (docs/judges.md).
         problem = asl_validator.problem()
@@ -77,7 +83,7 @@ def cmd_local_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     print("longrun local cloud: starting (moto, Lambda workers, API Gateway fronts)…", flush=True)
     from longrun.local.refusals import AwsRefused
-    from longrun.local.stepfunctions_local import DockerUnavailable, EngineFailed
+    from longrun.local.stepfunctions.local_engine import DockerUnavailable, EngineFailed
 
     try:
         cloud.start()
@@ -263,6 +269,11 @@ def cmd_worker_build(args: argparse.Namespace) -> int:
     if not (handlers / "workers" / "build").is_dir():
         print("longrun worker build runs from a checkout of longrun (handlers/ was not found)", file=sys.stderr)
         return 2
+    from longrun.local_extra import HANDLERS_RUNTIME, missing_message
+
+    if (problem := missing_message("longrun worker build", HANDLERS_RUNTIME)) is not None:
+        print(problem, file=sys.stderr)  # the worker runs handlers/, whose runtime is in the local extra
+        return 2
     sys.path.insert(0, str(handlers))
     from workers.build.__main__ import main as worker_main
 
@@ -347,7 +358,7 @@ def parser() -> argparse.ArgumentParser:
                     help="a build worker silent this long is lost and its build queued again (default 10)")  # fmt: skip
     up.add_argument("--faults", type=_faults, metavar="NAME=RATE,...",
                     help="inject faults once the cloud is up, each at its rate in [0, 1]: lambda.throttle, "
-                    "lambda.error, ws.gone, dynamodb.throttle, worker.kill (README: Faults); counts in "
+                    "lambda.error, ws.gone, dynamodb.throttle, worker.kill (docs/local-cloud.md#faults); counts in "
                     "DATA_DIR/faults.json")  # fmt: skip
     up.add_argument("--faults-seed", type=int, default=0, metavar="N",
                     help="seed of the faults' random draws: the same seed, the same faults (default 0)")  # fmt: skip

@@ -19,10 +19,14 @@ from pathlib import Path
 
 from longrun.cli import _render
 from longrun.client import Client, Endpoints
+from longrun.local_extra import missing_message
 from longrun.tokens import make_token
 
 
 def main() -> int:
+    if (problem := missing_message("make demo")) is not None:  # it runs `longrun local up`
+        print(problem, file=sys.stderr)
+        return 2
     workdir = Path(tempfile.mkdtemp(prefix="longrun-demo-"))
     endpoints_file = workdir / "endpoints.json"
     print("1. starting the local cloud: longrun local up", flush=True)
