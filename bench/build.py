@@ -20,8 +20,8 @@ Three measurements, on the local cloud's two build workers, builds one at a time
 
 The baseline of both latencies is the bare SQS round trip on the same AWS endpoint, taken between
 the dispatch builds: ``SendMessage`` then a long-poll ``ReceiveMessage`` on a fresh queue. A variant
-with the receiver already waiting in its long poll (as a worker waits) is in the notes. Targets
-(from the issue): dispatch p99 and log p99 under 1 second. The p50 and p99 are over all samples
+with the receiver already waiting in its long poll (as a worker waits) is in the notes. Targets:
+dispatch p99 and log p99 under 1 second. The p50 and p99 are over all samples
 of the run (a p99 of ten builds would only be their maximum), so those rows have one value each.
 """
 

@@ -1,6 +1,6 @@
 """The local cloud: the same template, state machines and handlers as on AWS, without Docker.
 
-It emulates AWS and holds no workflow logic (see ARCHITECTURE.md, "The local cloud"). Laid out
+It emulates AWS and holds no workflow logic (docs/local-cloud.md). Laid out
 as moto lays out its services, one package per emulated AWS service:
 
 * ``<service>/resources.py``: the service's CloudFormation resource types and how the stack
