@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import LocalCloud
+from tests.conftest import LocalCloud, started_local_cloud
 from tests.e2e.helpers import create_project, http, recv_until, ws_connect
 from tests.support.job_kind_guide import GUIDE, GUIDE_FILES, JOB_TYPE, TEMPLATE_FILES, build_copy, guide_files
 
@@ -49,24 +47,8 @@ def copy(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def kind_cloud(copy: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCloud]:
     """``longrun local up --template <copy>/infra/template.yaml``, as the guide's last step runs it."""
     base = tmp_path_factory.mktemp("project-stats-cloud")
-    log = open(base / "local-up.log", "wb")  # noqa: SIM115
-    process = subprocess.Popen(
-        _local_up(base, copy / "infra" / "template.yaml"),
-        cwd=REPO, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while not (base / "endpoints.json").exists():
-        if process.poll() is not None or time.monotonic() > deadline:
-            process.kill()
-            pytest.fail("longrun local up of the guide's copy did not start:\n" + (base / "local-up.log").read_text())
-        time.sleep(0.1)
-    endpoints = json.loads((base / "endpoints.json").read_text())
-    yield LocalCloud(endpoints["api"], endpoints["ws"], endpoints["aws"], base / "data", process)
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=30)
-    finally:
-        log.close()
+    with started_local_cloud(base, "--template", str(copy / "infra" / "template.yaml")) as cloud:
+        yield cloud
 
 
 def test_the_guide_names_every_file_of_its_folder_and_where_it_goes() -> None:
