@@ -24,10 +24,14 @@ from core.errors import ProjectBusy
 from core.workflow_errors import LockLost
 
 # Job kinds that run git on a project's workspace: the API takes the lock (or answers 409).
-GIT_JOB_TYPES = frozenset({"git-clone", "git-merge"})
+GIT_JOB_TYPES = frozenset({"git-clone", "git-merge", "git-pull", "git-branch", "git-push"})
+# Job kinds the API starts only while no other job holds the project: it takes the lock for them
+# before their execution starts (or answers 409 ProjectBusy). The git kinds, and delete-project,
+# which must not remove a workspace under a running job.
+API_LOCKED_JOB_TYPES = GIT_JOB_TYPES | {"delete-project"}
 # Every kind that changes a workspace holds the lock while it runs; a sync takes it in its
 # workflow and waits its turn instead of being refused.
-LOCKING_JOB_TYPES = GIT_JOB_TYPES | {"sync"}
+LOCKING_JOB_TYPES = API_LOCKED_JOB_TYPES | {"sync"}
 
 # Longer than any git workflow may run (its state machine's own timeout), so a live job keeps it.
 LOCK_SECONDS = 30 * 60
@@ -71,7 +75,7 @@ def hold(project_id: str, job_id: str, job_type: str) -> None:
     """Take (or keep) the lock in a git step, as the project; ``ProjectBusy`` if another job holds it."""
     holder = acquire(project_id, job_id, job_type, scoped=True)
     if holder is not None:
-        raise ProjectBusy(f"project {project_id} is busy with git job {holder}")
+        raise ProjectBusy(f"project {project_id} is busy with job {holder}")
 
 
 def refresh(project_id: str, job_id: str) -> None:

@@ -56,6 +56,10 @@ def _describe(error: SchemaViolation, prefix: list[Any]) -> list[dict[str, str]]
         return [{"path": _path([*base, p]), "message": "is required"} for p in missing] or [
             {"path": _path(base), "message": error.message}
         ]
+    if error.validator == "oneOf" and all("title" in s for s in error.validator_value):
+        # "… is not valid under any of the given schemas" names neither shape: say which ones there are.
+        shapes = "; or ".join(s["title"] for s in error.validator_value)
+        return [{"path": _path(base) or "(body)", "message": f"is none of the accepted shapes: {shapes}"}]
     if error.validator == "additionalProperties" and isinstance(error.instance, dict):
         allowed = set(error.schema.get("properties", {}))
         extra = [p for p in error.instance if p not in allowed]

@@ -18,6 +18,7 @@ from core.config import state_machine_arn
 from core.errors import Conflict, NotFound, ProjectBusy, ValidationError
 
 GIT_JOB_TYPES = locks.GIT_JOB_TYPES
+API_LOCKED_JOB_TYPES = locks.API_LOCKED_JOB_TYPES
 
 
 def validate(body: dict[str, Any], user_id: str) -> tuple[str, str | None, dict[str, Any]]:
@@ -39,6 +40,8 @@ def validate(body: dict[str, Any], user_id: str) -> tuple[str, str | None, dict[
         problems.append({"path": "projectId", "message": "is required"})
     if not problems and job_type in GIT_JOB_TYPES:
         problems += _git_problems(params)
+    if not problems and job_type == "create-project":
+        problems += _starting_point_problems(params)
     if not problems and job_type == "sync" and "prefix" in params:
         try:
             params = {**params, "prefix": _sync_prefix(params["prefix"])}
@@ -47,8 +50,11 @@ def validate(body: dict[str, Any], user_id: str) -> tuple[str, str | None, dict[
     if problems:
         raise ValidationError("the job request is not valid", sorted(problems, key=lambda p: p["path"]))
     project_id = body.get("projectId")
-    if project_id is not None and projects.get_owned(project_id, user_id) is None:
-        raise NotFound(f"project {project_id} not found")
+    if project_id is not None:
+        project = projects.get_owned(project_id, user_id)
+        if project is None:
+            raise NotFound(f"project {project_id} not found")
+        projects.refuse_if_deleting(project, job_type)  # 409: only another delete starts on it
     return job_type, project_id, params
 
 
@@ -59,13 +65,28 @@ def _git_problems(params: dict[str, Any]) -> list[dict[str, str]]:
         try:
             if field == "repoUrl":
                 git_input.check_repo_url(value, config.git_private_hosts())
-            elif field in ("ref", "source", "target"):
+            elif field in ("ref", "source", "target", "branch", "from"):
                 git_input.check_ref(value, f"params.{field}")
-            elif field == "name":  # becomes feature/<name>, release/<name>, a tag
+            elif field == "branches":  # git-push
+                for i, branch in enumerate(value):
+                    git_input.check_ref(branch, f"params.branches[{i}]")
+            elif field == "name":  # a branch itself (git-branch), or feature/<name>, release/<name>, a tag
+                git_input.check_ref(value, "params.name")
                 git_input.check_ref(f"feature/{value}", "params.name")
         except git_input.GitInputError as e:
             problems.append({"path": e.path, "message": e.message})
     return problems
+
+
+def _starting_point_problems(params: dict[str, Any]) -> list[dict[str, str]]:
+    """A project starts from a template or from a repository (``repoUrl``), never both; a URL is git's hostile input."""
+    if "repoUrl" not in params:
+        if "credentials" in params:
+            return [{"path": "params.credentials", "message": "is for cloning repoUrl: give repoUrl too"}]
+        return []
+    if "template" in params:
+        return [{"path": "params.template", "message": "a project starts from a template or from repoUrl, not both"}]
+    return _git_problems({"repoUrl": params["repoUrl"]})
 
 
 def _sync_prefix(value: str) -> str:
@@ -98,6 +119,8 @@ def submit(
     """
     job_type, project_id, params = validate(body, user_id)
     params = with_defaults(job_type, params)
+    if job_type == "create-project" and "repoUrl" in params:
+        params.pop("template")  # the schema's default is for a project made from a template
     machine = state_machine_arn(job_type)
     if machine is None:
         raise ValidationError(
@@ -140,23 +163,23 @@ def _start(
         if not jobs.put_new_unless(job, projects.name_key(user_id, params["name"])):
             raise Conflict(f"you already have a project named {params['name']!r}")
     else:
-        if job_type in GIT_JOB_TYPES and project_id:
+        if job_type in API_LOCKED_JOB_TYPES and project_id:
             holder = locks.acquire(project_id, job_id, job_type)
             if holder is not None:
                 raise ProjectBusy(
-                    f"project {project_id} is busy with git job {holder}",
-                    [{"path": "projectId", "message": "another git job runs on this project", "jobId": holder}],
+                    f"project {project_id} is busy with job {holder}",
+                    [{"path": "projectId", "message": "another job holds this project", "jobId": holder}],
                 )
         try:
             jobs.put_new(job)
         except Exception:
-            if job_type in GIT_JOB_TYPES and project_id:
+            if job_type in API_LOCKED_JOB_TYPES and project_id:
                 locks.release(project_id, job_id)
             raise
     try:
         launcher.start_execution(job, machine)
     except Exception:
-        if job_type in GIT_JOB_TYPES and project_id:
+        if job_type in API_LOCKED_JOB_TYPES and project_id:
             locks.release(project_id, job_id)
         raise
     return job

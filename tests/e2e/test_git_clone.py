@@ -21,6 +21,7 @@ def git_server(tmp_path_factory):
     make_repository(root, "public.git", {"README.md": "public\n", "src/app.js": "1\n"}, branches=("develop",))
     make_repository(root, "private.git", {"README.md": "private\n"})
     make_repository(root, "slow.git", {"README.md": "slow\n"})
+    make_repository(root, "flow.git", {"README.md": "flow\n"}, branches=("develop", "feature/login"))
     server = GitServer(root, private={"private.git": ("gina", "s3cret-token")}, delay={"slow.git": 1.0})
     yield server
     server.stop()
@@ -44,6 +45,7 @@ def test_clone_replaces_the_workspace_and_reports_progress(local_cloud, git_serv
     job = wait_for_status(local_cloud, response.json()["jobId"], USER)
     assert job["status"] == "SUCCEEDED", job["error"]
     assert job["result"]["branch"] == "develop" and len(job["result"]["commit"]) == 40
+    assert job["result"]["branches"] == ["develop", "main"], "a shallow clone still fetches every branch"
     workspace = local_cloud.efs_root() / "projects" / project
     assert (workspace / "src" / "app.js").read_text() == "1\n"
     shallow = subprocess.run(["git", "-C", str(workspace), "rev-parse", "--is-shallow-repository"],
@@ -111,3 +113,22 @@ def test_cancelling_a_git_job_frees_the_project_and_its_clone_is_thrown_away(loc
     assert (workspace / "README.md").read_text() == "public\n", "the cancelled clone never replaced the workspace"
     assert wait_for_status(local_cloud, slow["jobId"], USER)["status"] == "CANCELLED"
     assert not [p.name for p in workspace.parent.iterdir() if p.name.startswith((".clone-", ".replaced-"))]
+
+
+def test_every_origin_branch_is_local_so_a_git_flow_finish_works_on_the_clone(local_cloud, git_server):
+    """The issue's case: main, develop and feature/login cloned, then feature-finish (was BranchNotFound)."""
+    project_id = create_project(local_cloud, USER)
+    response = clone(local_cloud, project_id, repoUrl=f"{git_server.url}/flow.git", depth=1)
+    job = wait_for_status(local_cloud, response.json()["jobId"], USER)
+    assert job["status"] == "SUCCEEDED", job["error"]
+    assert job["result"]["branches"] == ["develop", "feature/login", "main"]
+    workspace = local_cloud.efs_root() / "projects" / project_id
+    listing = ["git", "-C", str(workspace), "for-each-ref", "--format=%(refname:short) %(upstream:short)", "refs/heads"]
+    upstream = subprocess.run(listing, capture_output=True, text=True, check=True).stdout.split("\n")
+    assert "feature/login origin/feature/login" in upstream and "develop origin/develop" in upstream
+    body = {"type": "git-merge", "projectId": project_id, "params": {"flow": "feature-finish", "name": "login"}}
+    merged = http(local_cloud, "POST", "/jobs", USER, json=body)
+    assert merged.status_code == 202, merged.text
+    finished = wait_for_status(local_cloud, merged.json()["jobId"], USER)
+    assert finished["status"] == "SUCCEEDED", finished["error"]
+    assert finished["result"]["target"] == "develop"

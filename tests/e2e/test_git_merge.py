@@ -158,7 +158,7 @@ def test_finish_and_push_to_the_origin(local_cloud, project, tmp_path):
         body = {"type": "git-clone", "projectId": project_id, "params": {"repoUrl": f"{server.url}/origin.git"}}
         clone = http(local_cloud, "POST", "/jobs", USER, json=body).json()
         assert wait_for_status(local_cloud, clone["jobId"], USER)["status"] == "SUCCEEDED"
-        git(repo, "branch", "develop", "origin/develop")
+        assert git(repo, "rev-parse", "develop") == git(repo, "rev-parse", "origin/develop"), "cloned as a local branch"
         commit_on(repo, "feature/pushed", "p.txt", "p\n", start="develop")
         job = merge(local_cloud, project_id, flow="feature-finish", name="pushed", push=True)
         assert job["status"] == "SUCCEEDED", job["error"]

@@ -25,6 +25,8 @@ def project(local_cloud):
 # The local cloud lets git reach 127.0.0.1 and localhost (GitPrivateHosts), so that a repository
 # served on this machine can be cloned; the corpus's plain 127.0.0.1 entry is allowed here by design.
 LOCALLY_ALLOWED = ("//127.0.0.1/", "//localhost/")
+# A stored secret's name becomes part of an SSM path (/longrun/git-credentials/<user>/<name>).
+HOSTILE_CREDENTIAL_NAMES = ("../other-user/token", "a/b", "$(id)", "", "x" * 65, "name with space", "new\nline")
 
 
 def test_the_whole_corpus_is_refused_at_the_api(local_cloud, project):
@@ -33,12 +35,34 @@ def test_the_whole_corpus_is_refused_at_the_api(local_cloud, project):
         body = {"type": "git-clone", "projectId": project, "params": {"repoUrl": entry["value"]}}
         response = http(local_cloud, "POST", "/jobs", USER, json=body)
         assert response.status_code == 400, (entry, response.text)
+        start_from = {"type": "create-project", "params": {"name": "from-hostile", "repoUrl": entry["value"]}}
+        refused = http(local_cloud, "POST", "/jobs", USER, json=start_from)
+        assert refused.status_code == 400 and "params.repoUrl" in refused.text, (entry, refused.text)
     for entry in CORPUS["refs"]:
         for field in ("source", "target"):
             other = "target" if field == "source" else "source"
             params = {field: entry["value"], other: "main"}
             body = {"type": "git-merge", "projectId": project, "params": params}
             assert http(local_cloud, "POST", "/jobs", USER, json=body).status_code == 400, entry
+        body = {"type": "git-pull", "projectId": project, "params": {"branch": entry["value"]}}
+        refused = http(local_cloud, "POST", "/jobs", USER, json=body)
+        assert refused.status_code == 400 and "params.branch" in refused.text, (entry, refused.text)
+        for job_type, params, path in (
+            ("git-branch", {"name": entry["value"]}, "params.name"),
+            ("git-branch", {"flow": "feature-start", "name": entry["value"]}, "params.name"),
+            ("git-branch", {"name": "ok", "from": entry["value"]}, "params.from"),
+            ("git-push", {"branches": ["main", entry["value"]]}, "params.branches[1]"),
+        ):
+            body = {"type": job_type, "projectId": project, "params": params}
+            refused = http(local_cloud, "POST", "/jobs", USER, json=body)
+            assert refused.status_code == 400 and path in refused.text, (job_type, entry, refused.text)
+    for name in HOSTILE_CREDENTIAL_NAMES:
+        body = {"type": "git-pull", "projectId": project, "params": {"credentials": name}}
+        refused = http(local_cloud, "POST", "/jobs", USER, json=body)
+        assert refused.status_code == 400 and "params.credentials" in refused.text, (name, refused.text)
+        body = {"type": "git-push", "projectId": project, "params": {"credentials": name}}
+        refused = http(local_cloud, "POST", "/jobs", USER, json=body)
+        assert refused.status_code == 400 and "params.credentials" in refused.text, (name, refused.text)
     jobs = http(local_cloud, "GET", f"/jobs?projectId={project}&limit=100", USER).json()["items"]
     assert [j["type"] for j in jobs] == ["create-project"], "no job was started"
     assert not CANARY.exists()

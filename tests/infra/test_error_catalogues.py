@@ -97,7 +97,7 @@ def test_a_planted_catch_rename_fails_both_rules(planted: Path):
 
 def test_a_planted_string_error_name_and_an_uncatalogued_class_fail(planted: Path):
     _replace(planted / "handlers/workers/build/worker.py", '"code": BuildTimedOut.__name__', '"code": "BuildTimedOut"')
-    _replace(planted / "handlers/steps/git/clone.py", "raise HostNotFound(", "raise HostUnknown(")
+    _replace(planted / "handlers/steps/git/hosts.py", "raise HostNotFound(", "raise HostUnknown(")
     problems = rules.error_problems(planted)
     assert any("names the error 'BuildTimedOut' by a string" in p for p in problems), problems
     assert any("raises HostUnknown, which is in no catalogue" in p for p in problems), problems

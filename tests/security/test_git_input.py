@@ -60,6 +60,38 @@ def test_hostile_refs_are_refused(entry):
         check_ref(entry["value"])
 
 
+# Every params field of a git kind that reaches git as a ref, as POST /jobs sees it: (type, params
+# with VALUE where the hostile ref goes, the path the 400 names).
+REF_FIELDS = [
+    ("git-merge", {"source": "VALUE", "target": "main"}, "params.source"),
+    ("git-merge", {"flow": "feature-finish", "name": "VALUE"}, "params.name"),
+    ("git-branch", {"name": "VALUE"}, "params.name"),
+    ("git-branch", {"flow": "hotfix-start", "name": "VALUE"}, "params.name"),
+    ("git-branch", {"name": "ok", "from": "VALUE"}, "params.from"),
+    ("git-push", {"branches": ["main", "VALUE"]}, "params.branches[1]"),
+]
+
+
+def _with(params: dict, value: str) -> dict:
+    return {k: ([value if x == "VALUE" else x for x in v] if isinstance(v, list) else value if v == "VALUE" else v)
+            for k, v in params.items()}  # fmt: skip
+
+
+@pytest.mark.parametrize("entry", CORPUS["refs"], ids=[r["why"] + " " + repr(r["value"]) for r in CORPUS["refs"]])
+@pytest.mark.parametrize(("job_type", "params", "path"), REF_FIELDS, ids=[f"{t}:{p}" for t, _, p in REF_FIELDS])
+def test_hostile_refs_are_refused_in_every_git_kind(entry, job_type, params, path):
+    """The edge's check (core.submission), then the step's own: git-branch checks again before git runs."""
+    from core.submission import _git_problems
+    from steps.git import branch
+
+    problems = _git_problems(_with(params, entry["value"]))
+    assert [p["path"] for p in problems] == [path], problems
+    if job_type == "git-branch":
+        with pytest.raises(GitInputError) as refused:
+            branch.plan(_with(params, entry["value"]))
+        assert refused.value.path == path
+
+
 @pytest.mark.parametrize("ref", CORPUS["accepted_refs"])
 def test_ordinary_refs_pass(ref):
     assert check_ref(ref) == ref

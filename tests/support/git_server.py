@@ -1,7 +1,11 @@
 """A git server for tests: ``git http-backend`` (smart HTTP) behind a small threaded HTTP server on 127.0.0.1.
 
 It serves every bare repository under ``root``; ``private`` names repositories that need HTTP
-basic authentication with the given user and password, as a hosting service would.
+basic authentication with the given user and password, as a hosting service would. Pushes
+(``git-receive-pack``) are served too, with the same authentication, except to the repositories
+named in ``read_only`` (a fetch-only mirror): git http-backend's ``http.receivepack`` is set per
+repository (https://git-scm.com/docs/git-http-backend), and ``REMOTE_USER`` is the authenticated
+user, unset for anonymous requests, as a web server passes it.
 """
 
 from __future__ import annotations
@@ -19,10 +23,15 @@ from urllib.parse import urlsplit
 
 class GitServer:
     def __init__(
-        self, root: Path, private: dict[str, tuple[str, str]] | None = None, delay: dict[str, float] | None = None
+        self,
+        root: Path,
+        private: dict[str, tuple[str, str]] | None = None,
+        delay: dict[str, float] | None = None,
+        read_only: set[str] | None = None,
     ) -> None:
         self.root = root
         self.private = private or {}
+        self.read_only = read_only or set()  # repositories that refuse pushes (403)
         self.delay = delay or {}  # repository → seconds each request waits (a slow server)
         self.down: set[str] = set()  # repositories answering 503 Service Unavailable (an outage)
         self.requests: list[str] = []
@@ -82,11 +91,16 @@ class GitServer:
             "QUERY_STRING": parts.query,
             "CONTENT_TYPE": request.headers.get("Content-Type", ""),
             "CONTENT_LENGTH": str(len(body)),
-            "REMOTE_USER": "test",
             "REMOTE_ADDR": "127.0.0.1",
             "GIT_CONFIG_NOSYSTEM": "1",
             "HOME": str(self.root),
+            # http-backend refuses receive-pack with 403 when http.receivepack is false.
+            "GIT_CONFIG_COUNT": "1",
+            "GIT_CONFIG_KEY_0": "http.receivepack",
+            "GIT_CONFIG_VALUE_0": "false" if repo in self.read_only else "true",
         }
+        if repo in self.private:
+            env["REMOTE_USER"] = self.private[repo][0]
         if request.headers.get("Git-Protocol"):
             env["GIT_PROTOCOL"] = request.headers["Git-Protocol"]
         done = subprocess.run(["git", "http-backend"], input=body, env=env, capture_output=True, check=False)
@@ -107,6 +121,15 @@ class GitServer:
         request.send_header("Content-Length", str(len(payload)))
         request.end_headers()
         request.wfile.write(payload)
+
+
+def rev_parse(bare: Path, ref: str) -> str | None:
+    """What ``ref`` names in the server's bare repository (None if nothing): the origin's own view."""
+    done = subprocess.run(
+        ["git", "--git-dir", str(bare), "rev-parse", "--verify", "--quiet", ref],
+        capture_output=True, text=True, check=False, env={"PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+    )  # fmt: skip
+    return done.stdout.strip() or None
 
 
 def make_repository(

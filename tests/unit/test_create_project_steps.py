@@ -109,11 +109,13 @@ def test_create_project_happy_path(aws):
         "projectId": project_id,
         "name": "my-app",
         "template": "web-app",
+        "repoUrl": None,
         "s3Prefix": prefix,
         "workspace": f"/projects/{project_id}",
         "defaultBranch": "main",
         "createdAt": None,
         "jobId": state["jobId"],
+        "status": "active",
     }
 
     # every step reported STARTED then SUCCEEDED, in one gap-free sequence

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
 import threading
 
 import pytest
@@ -87,3 +88,30 @@ def test_a_clone_started_while_another_job_holds_the_project_is_busy(aws, slow_s
     with pytest.raises(locks.ProjectBusy, match="job-holder"):
         clone.handler({**job, "params": {"repoUrl": f"{slow_server.url}/slow.git"}}, RoomyContext())
     assert (workspace / "mine.txt").read_text() == "keep me\n"
+
+
+def test_every_origin_branch_becomes_local_and_tracks_it_but_an_unsafe_name_stays_remote(aws, tmp_path, monkeypatch):
+    monkeypatch.setenv("GIT_PRIVATE_HOSTS", "127.0.0.1")
+    settings.cache_clear()
+    root = tmp_path / "srv"
+    root.mkdir()
+    bare = make_repository(root, "flow.git", {"README.md": "flow\n"}, branches=("develop", "feature/login"))
+    # A name git stores but that would read as an option: it must never reach `git branch` or `checkout`.
+    subprocess.run(["git", "--git-dir", str(bare), "update-ref", "refs/heads/-D", "refs/heads/main"], check=True)
+    server = GitServer(root)
+    try:
+        job = aws.put_job("job-flow", projectId="prj-flow", type="git-clone")
+        result = clone.handler({**job, "params": {"repoUrl": f"{server.url}/flow.git"}}, RoomyContext())
+    finally:
+        server.stop()
+    assert result["branches"] == ["develop", "feature/login", "main"]
+    workspace = aws.efs / "projects" / "prj-flow"
+    tracking = subprocess.run(
+        ["git", "-C", str(workspace), "for-each-ref", "--format=%(refname:short)>%(upstream)", "refs/heads"],
+        capture_output=True, text=True, check=True,
+    ).stdout.split()  # fmt: skip
+    assert sorted(tracking) == [
+        "develop>refs/remotes/origin/develop",
+        "feature/login>refs/remotes/origin/feature/login",
+        "main>refs/remotes/origin/main",
+    ]

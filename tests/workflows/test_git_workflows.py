@@ -1,4 +1,4 @@
-"""``statemachines/git_clone.asl.json`` and ``git_merge.asl.json`` run on the local engine.
+"""``statemachines/git_clone.asl.json``, ``git_merge.asl.json`` and ``git_pull.asl.json`` run on the local engine.
 
 The API takes the project's git lock before it starts an execution; these tests take it the same
 way, start executions directly and check that every exit (success, each failure the Catch routes
@@ -102,6 +102,25 @@ def test_a_job_whose_lock_another_job_holds_fails_busy_and_leaves_that_lock(work
 
 def test_the_state_machines_stop_before_the_lock_lapses(workflow):
     """A whole git execution is bounded below the lock's 30 minutes, so a live job never loses its lock."""
-    for job_type in ("git-clone", "git-merge"):
+    for job_type in ("git-clone", "git-merge", "git-pull"):
         definition = workflow.sfn.describe_state_machine(stateMachineArn=workflow.machine(job_type))["definition"]
         assert 0 < json.loads(definition)["TimeoutSeconds"] < LOCK_SECONDS, job_type
+
+
+def test_a_pull_visits_pull_then_notify_and_a_project_never_cloned_fails_no_origin(workflow, git_server, project):
+    """A scaffold has no origin: NoOrigin through the Catch. Once cloned, the pull is up to date."""
+    lonely = workflow.start_job("git-pull", USER, {"strategy": "ff-only"}, project, lock=True)
+    assert workflow.wait(lonely["executionArn"]) == "FAILED"
+    assert workflow.states_entered(lonely["executionArn"]) == ["Pull", "NotifyFailure", "JobFailed"]
+    assert workflow.job(lonely["jobId"])["error"]["code"] == "NoOrigin"
+    assert workflow.lock_holder(project) is None
+    cloned = workflow.start_job("git-clone", USER, {"repoUrl": f"{git_server.url}/app.git"}, project, lock=True)
+    assert workflow.wait(cloned["executionArn"]) == "SUCCEEDED"
+    pulled = workflow.start_job("git-pull", USER, {"strategy": "ff-only"}, project, lock=True)
+    assert workflow.wait(pulled["executionArn"]) == "SUCCEEDED"
+    assert workflow.states_entered(pulled["executionArn"]) == ["Pull", "NotifySuccess"]
+    job = workflow.job(pulled["jobId"])
+    assert job["status"] == "SUCCEEDED", job.get("error")
+    assert job["result"]["updated"] is False, "nothing moved since the clone"
+    assert job["result"]["commit"] == workflow.job(cloned["jobId"])["result"]["commit"]
+    assert workflow.lock_holder(project) is None

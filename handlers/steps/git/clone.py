@@ -5,12 +5,15 @@ workspace, so a clone that fails or runs out of time leaves the workspace as it 
 through :mod:`steps.git.runner` (no hooks, only the allowed protocols, bounded); a host name is
 resolved first and refused if it lands in a private range (``ForbiddenHost``); private
 repositories take their credentials from SSM through ``GIT_ASKPASS``, never a URL or argument.
+
+Every branch of the origin becomes a local branch tracking it (as ``git branch --track`` would
+make it), so git-flow's ``develop`` and ``feature/*`` are there for git-merge and git-branch; a
+shallow clone fetches every branch too (``--no-single-branch``).
 """
 
 from __future__ import annotations
 
 import shutil
-import socket
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -22,21 +25,11 @@ from core.observability import logger, tracer
 from core.steps import job_step
 from steps.git import runner
 from steps.git.credentials import askpass_for
-from steps.git.errors import ForbiddenHost, HostNotFound, RepositoryTooLarge
+from steps.git.errors import RepositoryTooLarge
+from steps.git.hosts import check_resolved
 from steps.project.workspace import workspace_dir, workspace_name
 
 SAFETY_MARGIN_SECONDS = 15  # left to clean up before the function's own timeout
-
-
-def _check_resolved(url: git_input.RepoUrl, allowed: frozenset[str]) -> None:
-    if url.is_ip_literal or url.host in allowed:
-        return
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(url.host, None)}
-    except socket.gaierror as e:
-        raise HostNotFound(f"{url.host} does not resolve: {e.strerror}") from None
-    if any(git_input.forbidden_address(a.split("%")[0]) for a in addresses):
-        raise ForbiddenHost(f"{url.host} resolves to a private, loopback or link-local address")
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -47,7 +40,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     allowed = config.git_private_hosts()
     url = git_input.check_repo_url(params["repoUrl"], allowed)
     ref = git_input.check_ref(params["ref"]) if params.get("ref") else None
-    _check_resolved(url, allowed)
+    check_resolved(url, allowed)
     locks.hold(project_id, job_id, "git-clone")
 
     workspace = workspace_dir(project_id)
@@ -62,7 +55,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
     args = ["clone", "--progress", "--no-recurse-submodules"]
     if params.get("depth"):
-        args += ["--depth", str(int(params["depth"]))]
+        # --depth implies --single-branch; every branch is wanted here, each one shallow.
+        args += ["--depth", str(int(params["depth"])), "--no-single-branch"]
     if ref:
         args += ["--branch", ref]
     with tempfile.TemporaryDirectory(prefix="longrun-git-") as home:
@@ -91,6 +85,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             raise
         commit = runner.run(["rev-parse", "HEAD"], staging, home=Path(home), timeout=30)
         branch = runner.run(["branch", "--show-current"], staging, home=Path(home), timeout=30) or None
+        branches = track_remote_branches(staging, Path(home))
 
     try:
         locks.check_held(project_id, job_id)
@@ -106,4 +101,37 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     staging.rename(workspace)
     shutil.rmtree(previous, ignore_errors=True)
     logger.info("cloned", extra={"host": url.host, "commit": commit})
-    return {"commit": commit, "branch": branch, "ref": ref, "workspace": workspace_name(project_id)}
+    return {
+        "commit": commit,
+        "branch": branch,
+        "branches": branches,
+        "ref": ref,
+        "workspace": workspace_name(project_id),
+    }
+
+
+def track_remote_branches(repo: Path, home: Path) -> list[str]:
+    """Make every ``refs/remotes/origin/*`` (but ``HEAD``) a local branch tracking it; the local branches, sorted.
+
+    Plumbing only (``update-ref`` on a full ``refs/heads/…`` name, ``config`` of its upstream), so a
+    branch name the origin chose never reaches git where it could be read as an option; a name
+    :func:`core.git_input.check_ref` refuses stays remote-only.
+    """
+
+    def git(*args: str) -> str:
+        return runner.run(list(args), repo, home=home, timeout=60)
+
+    local = set(git("for-each-ref", "--format=%(refname:strip=2)", "refs/heads").split())
+    for name in git("for-each-ref", "--format=%(refname:strip=3)", "refs/remotes/origin").split():
+        if name == "HEAD" or name in local:
+            continue
+        try:
+            git_input.check_ref(name)
+        except git_input.GitInputError:
+            logger.warning("left a remote branch with an unsafe name remote-only", extra={"branch": name[:255]})
+            continue
+        git("update-ref", f"refs/heads/{name}", f"refs/remotes/origin/{name}")
+        git("config", f"branch.{name}.remote", "origin")
+        git("config", f"branch.{name}.merge", f"refs/heads/{name}")
+        local.add(name)
+    return sorted(local)

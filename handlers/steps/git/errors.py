@@ -1,4 +1,4 @@
-"""The git workflows' errors (git-clone, git-merge): every class their steps raise, by its Step Functions name.
+"""The git workflows' errors (git-clone, -merge, -pull, -branch, -push): every class their steps raise, by name.
 
 The machines ``Catch`` the errors that are the job's answer (a forbidden host, a conflict...) and
 tell them through NotifyFailure. ``GitFailed`` and ``GitTimedOut`` are left uncaught on purpose
@@ -12,11 +12,15 @@ from __future__ import annotations
 from core.git_input import GitInputError
 from core.workflow_errors import StepErrorWithDetails
 
-MACHINES = ("git_clone", "git_merge")
+MACHINES = ("git_clone", "git_merge", "git_pull", "git_branch", "git_push")
 
 
 class GitFailed(Exception):
-    """git exited non-zero; the message carries the end of its stderr."""
+    """git exited non-zero; the message carries the end of its stderr, ``stdout`` what it printed (push --porcelain)."""
+
+    def __init__(self, message: str, stdout: str = "") -> None:
+        super().__init__(message)
+        self.stdout = stdout
 
 
 class GitTimedOut(Exception):
@@ -55,6 +59,18 @@ class WorkspaceNotClean(Exception):
     """The workspace has uncommitted changes; a merge would mix them in."""
 
 
+class BranchExists(Exception):
+    """git-branch: the branch to create exists already (git-flow's start refuses it too)."""
+
+
+class PushRejected(StepErrorWithDetails):
+    """The origin refused a ref (not a fast-forward, a tag that exists, a hook); ``details`` lists the refs."""
+
+
+class NoOrigin(Exception):
+    """The workspace has no ``origin`` remote to pull from (a project made from a template, never cloned)."""
+
+
 ERRORS: tuple[type[Exception], ...] = (
     GitInputError,
     GitFailed,
@@ -67,6 +83,9 @@ ERRORS: tuple[type[Exception], ...] = (
     NotFastForward,
     BranchNotFound,
     WorkspaceNotClean,
+    BranchExists,
+    PushRejected,
+    NoOrigin,
 )
 
 ENDS_EXECUTION: dict[type[Exception], str] = {

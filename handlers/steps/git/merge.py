@@ -21,19 +21,12 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core import config, git_input, locks
+from core import git_input, locks
 from core.observability import logger, tracer
 from core.steps import job_step
-from steps.git import runner
-from steps.git.credentials import askpass_for
+from steps.git import flow, remote, runner
 from steps.git.errors import BranchNotFound, MergeConflict, NotFastForward, WorkspaceNotClean
 from steps.project.workspace import workspace_dir
-
-FLOWS = {
-    "feature-finish": ("feature/{name}", "develop", False),
-    "release-finish": ("release/{name}", "main", True),
-    "hotfix-finish": ("hotfix/{name}", "main", True),
-}
 
 
 class _Git:
@@ -79,9 +72,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     params = event["params"]
     repo = workspace_dir(event["projectId"])
     if params.get("flow"):
-        pattern, target, tags = FLOWS[params["flow"]]
-        source, name = pattern.format(name=params["name"]), params["name"]
-        plan = [(source, target, "merge")] + ([(target, "develop", "merge")] if tags else [])
+        kind = flow.kind_of(params["flow"])  # the branch names and bases git-branch's starts use too
+        source, target, tags, name = kind.branch(params["name"]), kind.finishes_into, kind.tags, params["name"]
+        plan = [(source, target, "merge")] + ([(target, flow.DEVELOP, "merge")] if tags else [])
     else:
         source, target, name, tags = params["source"], params["target"], None, False
         plan = [(source, target, params.get("strategy", "merge"))]
@@ -107,7 +100,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             for step_source, step_target, strategy in plan:
                 _merge(git, step_source, step_target, strategy, f"Merge {step_source} into {step_target}")
                 if tags and step_target == target:
-                    git("tag", "-a", "-m", f"{params['flow'].split('-')[0].capitalize()} {name}", "--", name)
+                    git("tag", "-a", "-m", f"{kind.prefix.capitalize()} {name}", "--", name)
             if params.get("flow"):
                 git("branch", "--delete", "--force", "--", source)
             locks.check_held(event["projectId"], event["jobId"])
@@ -116,8 +109,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             raise
         commit = git("rev-parse", f"refs/heads/{target}")
         if params.get("push"):
-            _push(git, event, [target, *(["develop"] if tags else [])], name if tags else None)
-        git("checkout", "--quiet", original, "--")
+            _push(git, event, [target, *([flow.DEVELOP] if tags else [])], name if tags else None)
+        # Back to the branch HEAD was on; a finish that deleted it ends on develop, as git-flow's does.
+        # --no-guess: never a new branch made from origin/<deleted branch>.
+        back = plan[-1][1] if params.get("flow") and original == source else original
+        git("checkout", "--quiet", "--no-guess", back, "--")
     logger.info("merged", extra={"target": target, "commit": commit})
     return {"commit": commit, "target": target, "tag": name if tags else None}
 
@@ -127,10 +123,10 @@ def _restore(git: _Git, before: dict[str, str | None], original: str, tag: str |
     for undo in (("merge", "--abort"), ("reset", "--quiet", "--merge")):
         with contextlib.suppress(runner.GitFailed):
             git(*undo)
-    git("checkout", "--quiet", "--force", original, "--")
-    for branch, head in before.items():
+    for branch, head in before.items():  # first: the branch HEAD was on may be one a finish deleted
         if head:
             git("update-ref", f"refs/heads/{branch}", head)
+    git("checkout", "--quiet", "--force", "--no-guess", original, "--")
     git("reset", "--quiet", "--hard", "HEAD")
     if tag:
         with contextlib.suppress(runner.GitFailed):
@@ -138,11 +134,6 @@ def _restore(git: _Git, before: dict[str, str | None], original: str, tag: str |
 
 
 def _push(git: _Git, event: dict[str, Any], branches: list[str], tag: str | None) -> None:
-    """Push the merged branches (and the tag) with the job's stored credentials, never in the URL."""
-    remote = git("remote", "get-url", "origin")
-    url = git_input.check_repo_url(remote, config.git_private_hosts(), "origin")
-    askpass, secrets = None, {}
-    if event["params"].get("credentials"):
-        askpass, secrets = askpass_for(event["userId"], event["params"]["credentials"], git.home)
-    refs = [f"refs/heads/{b}:refs/heads/{b}" for b in branches] + ([f"refs/tags/{tag}:refs/tags/{tag}"] if tag else [])
-    git("push", "--", "origin", *refs, allow_http=url.scheme == "http", askpass=askpass, extra_env=secrets)
+    """Push the merged branches (and the tag) as git-push does (:func:`steps.git.remote.push`): never by force."""
+    refs = [f"refs/heads/{b}" for b in branches] + ([f"refs/tags/{tag}"] if tag else [])
+    remote.push(git, event["userId"], event["params"].get("credentials"), refs)

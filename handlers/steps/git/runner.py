@@ -163,7 +163,7 @@ def run(
     code = process.wait()
     if code != 0:
         tail = err.decode("utf-8", "replace").strip().splitlines()[-5:]
-        raise GitFailed(f"git {args[0]} failed: " + " / ".join(tail)[-2000:])
+        raise GitFailed(f"git {args[0]} failed: " + " / ".join(tail)[-2000:], out.decode("utf-8", "replace").strip())
     return out.decode("utf-8", "replace").strip()
 
 

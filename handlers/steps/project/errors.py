@@ -8,7 +8,15 @@ name) has one definition.
 
 from __future__ import annotations
 
-from steps.git.errors import GitFailed, GitTimedOut
+from core.git_input import GitInputError
+from steps.git.errors import (
+    CredentialsNotFound,
+    ForbiddenHost,
+    GitFailed,
+    GitTimedOut,
+    HostNotFound,
+    RepositoryTooLarge,
+)
 
 MACHINES = ("create_project",)
 
@@ -26,6 +34,18 @@ class WorkspaceExists(Exception):
 
 
 # GitFailed and GitTimedOut: InitRepository runs git through the git steps' runner (steps.project.git).
-ERRORS: tuple[type[Exception], ...] = (NameTaken, ScaffoldNotFound, WorkspaceExists, GitFailed, GitTimedOut)
+# CloneRepository (a project started from a repoUrl) is held to git-clone's rules and errors.
+ERRORS: tuple[type[Exception], ...] = (
+    NameTaken,
+    ScaffoldNotFound,
+    WorkspaceExists,
+    GitFailed,
+    GitTimedOut,
+    GitInputError,
+    ForbiddenHost,
+    HostNotFound,
+    CredentialsNotFound,
+    RepositoryTooLarge,
+)
 
 ENDS_EXECUTION: dict[type[Exception], str] = {}

@@ -11,6 +11,7 @@ from core.clock import now_iso
 from core.config import settings
 from core.observability import logger, tracer
 from core.steps import job_step
+from steps.project.workspace import s3_prefix
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -18,12 +19,16 @@ from core.steps import job_step
 @job_step("record-project", summary=lambda r: {"projectId": r["projectId"]})
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     params, repository = event["params"], event["repository"]
+    # From a template (WriteScaffold filled the prefix) or from a repository (the clone is the workspace).
+    origin = (
+        {"repoUrl": params["repoUrl"]} if params.get("repoUrl") else {"template": params.get("template", "web-app")}
+    )
     project = {
         "projectId": event["projectId"],
         "userId": event["userId"],
         "name": params["name"],
-        "template": params.get("template", "web-app"),
-        "s3Prefix": event["scaffold"]["s3Prefix"],
+        **origin,
+        "s3Prefix": s3_prefix(event["projectId"]),
         "workspace": repository["workspace"],
         "defaultBranch": repository["defaultBranch"],
         "createdAt": now_iso(),
@@ -31,5 +36,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     }
     # The project's own record: written with credentials that reach this project's items only.
     table = aws.project_table(event["projectId"], settings().projects_table)
-    table.put_item(Item={**projects.project_key(event["projectId"]), **project})
+    # projectCreatedAt: the project's place in its user's list (the byUser index, core.projects).
+    item = {**projects.project_key(event["projectId"]), **project, projects.LISTED_AT: project["createdAt"]}
+    table.put_item(Item=item)
     return {k: project[k] for k in ("projectId", "s3Prefix", "workspace", "defaultBranch")}

@@ -18,7 +18,7 @@ from core import aws, projects
 from core.config import settings
 from core.observability import logger, tracer
 from core.steps import job_step
-from steps.project import git
+from steps.project import clone_repository, git
 from steps.project.workspace import s3_prefix, staging_dir, workspace_dir
 
 
@@ -75,9 +75,11 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
 
 
 def _made_by(workspace: Path, job_id: str) -> bool:
-    """Only a repository whose first commit carries this job's marker is this job's to remove."""
+    """Only a repository this job made is its to remove: its first commit, or a clone's marker, names the job."""
     if not (workspace / ".git").is_dir():
         return False
+    if clone_repository.made_by(workspace, job_id):
+        return True
     try:
         return f"longrun-job-{job_id}" in git.run(["log", "--format=%B", "--max-parents=0", "HEAD"], workspace)
     except git.GitFailed:
