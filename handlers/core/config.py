@@ -74,6 +74,11 @@ def upload_url_seconds() -> int:
     return int(os.environ.get("UPLOAD_URL_SECONDS", "900"))
 
 
+def download_url_seconds() -> int:
+    """How long a pre-signed download URL stays valid (cut to its signing session's end, see core.presign)."""
+    return int(os.environ.get("DOWNLOAD_URL_SECONDS", "900"))
+
+
 def state_machine_arn(job_type: str) -> str | None:
     """The ARN of the state machine that runs ``job_type``, or ``None`` where no machine is wired in.
 

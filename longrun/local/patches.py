@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 # The services whose ``longrun.local.<service>.patches`` module declares ``PATCHES``.
-SERVICES = ("core", "dynamodb", "sqs", "stepfunctions", "events")
+SERVICES = ("core", "dynamodb", "s3", "sqs", "stepfunctions", "events")
 # The moto releases the patches were tested with: [first, end). A release outside is refused; widen the
 # range only after `make test` passed with that release (pyproject.toml pins the same range).
 TESTED_MOTO = ((5, 2, 5), (5, 3))

@@ -134,7 +134,12 @@ def _classify(environ: dict[str, Any]) -> tuple[str, str, bytes]:
         return service, target.rpartition(".")[2], body
     query = parse_qs(environ.get("QUERY_STRING", ""))
     action = query.get("Action", [""])[0]
-    if not action and environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded"):
+    # Only a POST carries a Query-protocol form; a PUT's body is an object's bytes (longrun/local/s3/patches.py).
+    if (
+        not action
+        and environ.get("REQUEST_METHOD") == "POST"
+        and environ.get("CONTENT_TYPE", "").startswith("application/x-www-form-urlencoded")
+    ):
         action = parse_qs(body.decode(errors="replace")).get("Action", [""])[0]
     if action:
         return service, action, body

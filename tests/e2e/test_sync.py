@@ -130,13 +130,15 @@ def test_a_burst_of_50_uploads_makes_one_sync_job(local_cloud, project):
 
 
 def test_hostile_upload_paths_are_400_and_strangers_projects_404(local_cloud, project):
-    for entry in HOSTILE["paths"]:
-        # json.dumps escapes what UTF-8 cannot carry (a lone surrogate arrives as "\ud800").
-        raw = json.dumps({"path": entry["value"]})
-        response = http(local_cloud, "POST", f"/projects/{project}/uploads", USER, content=raw,
-                        headers={"Content-Type": "application/json"})  # fmt: skip
-        assert response.status_code == 400, (entry, response.text)
-        check("POST", "/projects/{projectId}/uploads", response)
+    for kind in ("uploads", "downloads"):  # a download takes the same paths as an upload
+        for entry in HOSTILE["paths"]:
+            # json.dumps escapes what UTF-8 cannot carry (a lone surrogate arrives as "\ud800").
+            raw = json.dumps({"path": entry["value"]})
+            response = http(local_cloud, "POST", f"/projects/{project}/{kind}", USER, content=raw,
+                            headers={"Content-Type": "application/json"})  # fmt: skip
+            assert response.status_code == 400, (kind, entry, response.text)
+            assert "path" in [d["path"] for d in response.json()["error"]["details"]], (kind, entry)
+            check("POST", f"/projects/{{projectId}}/{kind}", response)
     bad = [{"path": "a.txt", "size": -1}, {"path": "a.txt", "size": 6 * 1024**3}, {"path": "a.txt", "contentType": "x"},
            {"path": "a.txt", "extra": 1}, {}]  # fmt: skip
     for body in bad:

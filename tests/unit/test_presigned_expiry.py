@@ -103,3 +103,29 @@ def test_the_signing_helper_serves_any_operation_of_the_project(project: str) ->
     signed = presign.project_url(PROJECT, "get_object", {"Bucket": "b", "Key": f"projects/{PROJECT}/a.txt"}, 600)
     access_key, url_end = _signed(signed.url)
     assert signed.expires_at <= url_end <= _session_of(access_key).expiration.replace(tzinfo=UTC)
+
+
+def _download(aws: Any) -> dict[str, Any]:
+    aws.client("s3").put_object(Bucket=aws.bucket, Key=f"projects/{PROJECT}/src/app.js", Body=b"abc")
+    answer = call("POST", f"/projects/{PROJECT}/downloads", body={"path": "src/app.js"})
+    assert answer.status == 200, answer.body
+    return answer.body
+
+
+def test_a_download_url_is_signed_by_the_projects_session_and_ends_before_it(aws: Any, project: str) -> None:
+    grant = _download(aws)
+    access_key, url_end = _signed(grant["url"])
+    expiration = _session_of(access_key).expiration.replace(tzinfo=UTC)
+    assert _expires_at(grant) <= url_end <= expiration
+    assert _expires_at(grant) >= datetime.now(UTC) + timedelta(seconds=890)  # DOWNLOAD_URL_SECONDS' 900
+
+
+def test_a_download_url_longer_than_any_session_is_cut_to_the_sessions_end(
+    aws: Any, project: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOWNLOAD_URL_SECONDS", "7200")
+    grant = _download(aws)
+    access_key, url_end = _signed(grant["url"])
+    expiration = _session_of(access_key).expiration.replace(tzinfo=UTC)
+    assert _expires_at(grant) <= url_end <= expiration
+    assert expiration - _expires_at(grant) >= timedelta(seconds=presign.MARGIN_SECONDS)
