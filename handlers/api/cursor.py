@@ -1,8 +1,9 @@
-"""Opaque pagination cursors for ``GET /jobs``.
+"""Opaque pagination cursors for ``GET /jobs`` and ``GET /projects``.
 
 A cursor is DynamoDB's last evaluated key, base64url-encoded. It is checked on the way back in:
 it must decode, have exactly the index's key attributes, and continue the caller's own listing
-(the user's, or the project's, whose rows are filtered by user anyway).
+(the user's, or the project's, whose rows are filtered by user anyway). A cursor of one listing
+is refused by the other, and one of another user's listing by both.
 """
 
 from __future__ import annotations
@@ -31,5 +32,25 @@ def decode(cursor: str, *, user_id: str, project_id: str | None) -> dict[str, An
     if not isinstance(key, dict) or set(key) != {"jobId", "createdAt", owner[0]}:
         raise bad
     if not all(isinstance(v, str) and v for v in key.values()) or key[owner[0]] != owner[1]:
+        raise bad
+    return key
+
+
+def decode_projects(cursor: str, *, user_id: str) -> dict[str, Any]:
+    """A ``GET /projects`` cursor: the ``byUser`` index's key of one of the caller's own project records."""
+    from core import projects
+
+    bad = ValidationError("cursor is not one this API returned", [{"path": "query.cursor", "message": "invalid"}])
+    if len(cursor) > 2048:
+        raise bad
+    try:
+        key = json.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raise bad from None
+    if not isinstance(key, dict) or set(key) != {"pk", "userId", projects.LISTED_AT}:
+        raise bad
+    if not all(isinstance(v, str) and v for v in key.values()):
+        raise bad
+    if key["userId"] != user_id or not key["pk"].startswith("project#"):
         raise bad
     return key

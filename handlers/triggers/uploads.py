@@ -83,6 +83,9 @@ def record_handler(record: SQSRecord) -> None:
     if project is None:
         logger.warning("upload to a project that does not exist; ignored", extra={"projectId": project_id[:64]})
         return
+    if projects.is_deleting(project):  # a URL issued before the delete, used during it: no sync of a project going away
+        logger.warning("upload to a project being deleted; ignored", extra={"projectId": project_id[:64]})
+        return
     joined = sync_requests.join(project_id, project["userId"], path, uuid.uuid4().hex)
     append_job_keys(jobId=joined.job_id, userId=project["userId"])
     if joined.started_here:

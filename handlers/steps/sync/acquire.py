@@ -23,9 +23,11 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core import locks, publisher, sync_requests
+from core import aws, locks, projects, publisher, sync_requests
+from core.config import settings
 from core.observability import append_job_keys, logger, tracer
 from steps.sync import work
+from steps.sync.errors import ProjectGone
 
 FIRST_WAIT_SECONDS = 2  # a queued sync asks again this soon, then twice as late each time
 MAX_WAIT_SECONDS = 60  # up to this: a turn of the wait loop a minute once the wait is long
@@ -46,6 +48,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if not before.get("waiting"):
             publisher.progress(event, "queue", "STARTED", {"waitingFor": holder})
         return queued(before, holder, work.Tuning.of(event).max_queue_seconds)
+    _refuse_if_gone(project_id)
     if before.get("waiting"):
         publisher.progress(event, "queue", "SUCCEEDED")
     listing: dict[str, Any] = {"acquired": True, "done": False, "cursor": None, "page": 0, "batches": 0}
@@ -59,6 +62,17 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
                 work.put_json(listing["keysRef"], taken[0])
         logger.info("uploads taken", extra={"keys": len(taken[0]) if taken else 0, "full": bool(taken and taken[1])})
     return listing
+
+
+def _refuse_if_gone(project_id: str) -> None:
+    """``ProjectGone`` for a project deleted (or being deleted) while the sync was queued behind its delete.
+
+    Its lock is given back by NotifyFailure; the sync must not make the workspace or the manifest again.
+    """
+    table = aws.project_table(project_id, settings().projects_table)  # as the project (core.scoped)
+    item = table.get_item(Key=projects.project_key(project_id), ConsistentRead=True).get("Item")
+    if item is None or projects.is_deleting(item):
+        raise ProjectGone(f"project {project_id} was deleted while this sync waited its turn; nothing to sync")
 
 
 def next_wait(before: dict[str, Any], max_queue_seconds: int) -> tuple[int, int]:

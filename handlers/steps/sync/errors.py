@@ -35,6 +35,10 @@ class UnsafePath(Exception):
         self.message = message
 
 
-ERRORS: tuple[type[Exception], ...] = (ObjectArchived, Collision, UnsafePath, PathError)
+class ProjectGone(Exception):
+    """The project was deleted (or is being deleted) while the sync waited its turn: there is nothing to sync."""
+
+
+ERRORS: tuple[type[Exception], ...] = (ObjectArchived, Collision, UnsafePath, PathError, ProjectGone)
 
 ENDS_EXECUTION: dict[type[Exception], str] = {}
