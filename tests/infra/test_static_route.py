@@ -68,8 +68,14 @@ def test_static_files_carry_the_consoles_headers() -> None:
     assert parameters["method.response.header.Content-Type"] == "integration.response.header.Content-Type"
     assert parameters["method.response.header.Cache-Control"] == "'no-cache'"
     assert parameters["method.response.header.X-Content-Type-Options"] == "'nosniff'"
-    policy = parameters["method.response.header.Content-Security-Policy"]["Fn::Sub"]
-    assert policy == f"'{content_security_policy('${WebSocketApi.ApiEndpoint}')}'"
+    policy, variables = parameters["method.response.header.Content-Security-Policy"]["Fn::Sub"]
+    assert policy == f"'{content_security_policy('${WebSocketOrigins}')}'"
+    # The WebSocket's stage, and its custom domain when it has one (section "custom domains").
+    assert variables == {"WebSocketOrigins": {"Fn::If": [
+        "HasWebSocketDomain",
+        {"Fn::Sub": "${WebSocketApi.ApiEndpoint} wss://${WebSocketDomainName}"},
+        {"Fn::GetAtt": ["WebSocketApi", "ApiEndpoint"]},
+    ]}}  # fmt: skip
     declared = _body()["paths"][ROUTE]["get"]["responses"]["200"]["headers"]
     assert {f"method.response.header.{name}" for name in declared} >= set(parameters)
     assert responses["4\\d{2}"]["statusCode"] == "404"

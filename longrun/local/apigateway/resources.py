@@ -59,6 +59,8 @@ class RestApiSpec:
     gateway_responses: dict[str, dict[str, Any]]
     throttle_rate: float | None = None
     throttle_burst: int | None = None
+    # (custom domain, base path) of each API mapping onto the stage (.domains): served under the path.
+    mappings: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -71,6 +73,7 @@ class WebSocketApiSpec:
     throttle_rate: float | None = None
     throttle_burst: int | None = None
     endpoint: str = ""  # its ApiEndpoint attribute as the template reads it (the local @connections URL)
+    mappings: list[tuple[str, str]] = field(default_factory=list)  # (custom domain, base path), .domains
 
 
 def _function_of(uri: str) -> str:

@@ -124,12 +124,32 @@ class RestFront(Service):
 
     # --- requests -----------------------------------------------------------------------------
 
+    def _address(self, path: str) -> tuple[str, str, str | None]:
+        """(the path the routes see, the event's ``path``, the custom domain) of a request for ``path``.
+
+        API Gateway's three shapes (api/mapping.py in the handlers reads them): a custom domain's
+        mapping ``/{base path}/…`` routes without the base path but leaves it in the event's
+        ``path``; the stage URL ``/{stage}/…`` routes and passes the path without the stage; and the
+        local root is a domain's root mapping, where both are the path as asked. In each,
+        ``requestContext.path`` is the path as asked.
+        """
+        for domain, key in sorted(self.spec.mappings, key=lambda m: -len(m[1])):  # the longest path wins
+            prefix = f"/{key}" if key else ""
+            if key and (path == prefix or path.startswith(prefix + "/")):
+                return path[len(prefix) :] or "/", path, domain
+        stage = f"/{self.spec.stage}"
+        if path == stage or path.startswith(stage + "/"):
+            routed = path[len(stage) :] or "/"
+            return routed, routed, None
+        return path, path, None
+
     def handle(self, handler: Handler) -> None:
         request_id = str(uuid.uuid4())
         url = urlsplit(handler.path)
         method = handler.command
-        if self.console is not None and method in ("GET", "HEAD") and url.path.split("/")[1:2] == ["console"]:
-            status, data, headers = self.console.answer(url.path)
+        routed, _, _ = self._address(url.path)
+        if self.console is not None and method in ("GET", "HEAD") and routed.split("/")[1:2] == ["console"]:
+            status, data, headers = self.console.answer(routed)
             handler.reply(status, data, {**headers, "x-amzn-RequestId": request_id})
             return
         try:
@@ -138,11 +158,11 @@ class RestFront(Service):
                 handler.close_connection = True
                 raise _Refusal("REQUEST_TOO_LARGE", "Request Too Long")
             body = handler.body()
-            route, path_params = self._route(method, url.path)
+            route, path_params = self._route(method, routed)
             if not self.bucket.take():
                 raise _Refusal("THROTTLED", "Too Many Requests")
             api = f"arn:aws:execute-api:{self.region}:{ACCOUNT_ID}:{self.spec.api_id}"
-            method_arn = f"{api}/{self.spec.stage}/{method}{url.path}"
+            method_arn = f"{api}/{self.spec.stage}/{method}{routed}"
             authorizer = self._authorize(route, handler, method_arn) if route.authorizer else None
             if route.s3 is not None:
                 self._integrate_s3(handler, route, path_params, request_id)
@@ -208,9 +228,10 @@ class RestFront(Service):
             multi_headers.setdefault(name, []).append(value)
         query = parse_qs(url.query, keep_blank_values=True)
         text = body.decode("utf-8", errors="replace") if body else None
+        _, event_path, domain = self._address(url.path)
         return {
             "resource": route.path,
-            "path": url.path,
+            "path": event_path,
             "httpMethod": handler.command,
             "headers": {k: v[-1] for k, v in multi_headers.items()} or None,
             "multiValueHeaders": multi_headers or None,
@@ -225,10 +246,10 @@ class RestFront(Service):
                 "requestId": request_id,
                 "resourcePath": route.path,
                 "httpMethod": handler.command,
-                "path": f"/{self.spec.stage}{url.path}",
+                "path": url.path,  # as the client asked it (see _address)
                 "protocol": "HTTP/1.1",
                 "requestTimeEpoch": int(time.time() * 1000),
-                "domainName": handler.headers.get("Host", ""),
+                "domainName": domain or handler.headers.get("Host", ""),
                 "identity": {"sourceIp": handler.client_address[0], "userAgent": handler.headers.get("User-Agent")},
                 "authorizer": authorizer,
             },
