@@ -11,6 +11,7 @@ docs/judges.md lists every rule with its page and where it is checked.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -202,3 +203,171 @@ def websocket_integration_timeout(resource: str, millis: Any) -> None:
     if millis is not None:
         _in_range(resource, "WebSocket integration timeout", millis, INTEGRATION_TIMEOUT_MS, WEBSOCKET_INTEGRATION,
                   " ms")  # fmt: skip
+
+
+# --- template parameters -----------------------------------------------------------------------------
+
+CFN_PARAMETERS = "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/parameters-section-structure.html"
+
+
+def template_parameter(name: str, spec: Mapping[str, Any], value: Any) -> None:
+    """A parameter's value against its constraints, as CloudFormation checks them before it creates anything.
+
+    The parameters page: AllowedValues "an array containing the list of values allowed for the
+    parameter", AllowedPattern "a regular expression that represents the patterns to allow for String
+    or CommaDelimitedList types" (each item of a list), MinValue/MaxValue for Number types,
+    MinLength/MaxLength for String types. AWS-specific and SSM types are checked against the account,
+    which the local cloud has not: they are left alone.
+    """
+    kind = str(spec.get("Type", "String"))
+    resource = f"parameter {name}"
+    items = value if isinstance(value, list) else [value]
+    if kind == "CommaDelimitedList" and not isinstance(value, list):
+        items = str(value).split(",")
+    allowed = spec.get("AllowedValues")
+    if allowed is not None and any(str(item) not in {str(a) for a in allowed} for item in items):
+        raise AwsRefused(resource, "value not among AllowedValues", f"{value!r} is not one of {list(allowed)}",
+                         doc=CFN_PARAMETERS)  # fmt: skip
+    if kind == "Number":
+        try:
+            number = float(str(value))
+        except ValueError:
+            raise AwsRefused(resource, "Number parameter not a number", f"{value!r}", doc=CFN_PARAMETERS) from None
+        for bound, ok in (("MinValue", lambda b: number >= b), ("MaxValue", lambda b: number <= b)):
+            if bound in spec and not ok(float(spec[bound])):
+                raise AwsRefused(resource, f"value outside {bound}", f"{value} against {bound} {spec[bound]}",
+                                 doc=CFN_PARAMETERS)  # fmt: skip
+    if kind in ("String", "CommaDelimitedList"):
+        pattern = spec.get("AllowedPattern")
+        if pattern is not None and any(re.fullmatch(str(pattern), str(item)) is None for item in items):
+            raise AwsRefused(resource, "value does not match AllowedPattern", f"{value!r} against {pattern}",
+                             doc=CFN_PARAMETERS)  # fmt: skip
+        for bound, ok in (("MinLength", lambda b: len(str(value)) >= b), ("MaxLength", lambda b: len(str(value)) <= b)):
+            if bound in spec and not ok(int(spec[bound])):
+                raise AwsRefused(resource, f"length outside {bound}", f"{len(str(value))} against {spec[bound]}",
+                                 doc=CFN_PARAMETERS)  # fmt: skip
+
+
+# --- build capacity: Auto Scaling groups, scalable targets, ECS ---------------------------------------
+
+ASG_CREATE = "https://docs.aws.amazon.com/autoscaling/ec2/APIReference/API_CreateAutoScalingGroup.html"
+AAS_REGISTER = "https://docs.aws.amazon.com/autoscaling/application/APIReference/API_RegisterScalableTarget.html"
+ECS_CAPACITY_PROVIDER = "https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CreateCapacityProvider.html"
+ECS_ASG_PROVIDER = "https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_AutoScalingGroupProvider.html"
+ECS_MANAGED_SCALING = "https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_ManagedScaling.html"
+ECS_CREATE_SERVICE = "https://docs.aws.amazon.com/AmazonECS/latest/APIReference/API_CreateService.html"
+ECS_TASK_DEFINITION = "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/task_definition_parameters.html"
+ECS_BIND_MOUNTS = "https://docs.aws.amazon.com/AmazonECS/latest/developerguide/bind-mounts.html"
+# CreateCapacityProvider: the name "can't be prefixed with "aws", "ecs", or "fargate"". ManagedScaling:
+# targetCapacity "Valid Range: Minimum value of 1. Maximum value of 100", minimumScalingStepSize and
+# maximumScalingStepSize 1 to 10,000.
+CAPACITY_PROVIDER_RESERVED_PREFIXES = ("aws", "ecs", "fargate")
+TARGET_CAPACITY_RANGE = (1, 100)
+SCALING_STEP_RANGE = (1, 10_000)
+
+
+def auto_scaling_group(resource: str, props: Mapping[str, Any]) -> None:
+    """CreateAutoScalingGroup: MinSize <= DesiredCapacity (when given) <= MaxSize."""
+    low, high = int(props["MinSize"]), int(props["MaxSize"])
+    if low > high:
+        raise AwsRefused(resource, "MinSize above MaxSize", f"MinSize {low} > MaxSize {high}", doc=ASG_CREATE)
+    desired = props.get("DesiredCapacity")
+    if desired is not None and not low <= int(desired) <= high:
+        raise AwsRefused(resource, "DesiredCapacity outside MinSize-MaxSize", f"{desired} outside {low}-{high}",
+                         doc=ASG_CREATE)  # fmt: skip
+
+
+def scalable_target(resource: str, props: Mapping[str, Any]) -> None:
+    """RegisterScalableTarget: the minimum capacity may not exceed the maximum."""
+    low, high = int(props["MinCapacity"]), int(props["MaxCapacity"])
+    if low > high:
+        raise AwsRefused(resource, "MinCapacity above MaxCapacity", f"MinCapacity {low} > MaxCapacity {high}",
+                         doc=AAS_REGISTER)  # fmt: skip
+
+
+def capacity_provider(resource: str, name: str, props: Mapping[str, Any], group: Mapping[str, Any] | None) -> None:
+    """CreateCapacityProvider over an Auto Scaling group (``group``: its resolved properties, when in the stack).
+
+    Managed termination protection "must also be used" with managed scaling, and needs "the Auto
+    Scaling group and each instance in the Auto Scaling group" protected from scale-in: ECS refuses a
+    provider whose group does not protect new instances.
+    """
+    if name.lower().startswith(CAPACITY_PROVIDER_RESERVED_PREFIXES):
+        raise AwsRefused(resource, "capacity provider name with a reserved prefix",
+                         f"{name!r} starts with one of {CAPACITY_PROVIDER_RESERVED_PREFIXES}",
+                         doc=ECS_CAPACITY_PROVIDER)  # fmt: skip
+    provider = props.get("AutoScalingGroupProvider") or {}
+    scaling = provider.get("ManagedScaling") or {}
+    scales = str(scaling.get("Status", "DISABLED")) == "ENABLED"
+    if "TargetCapacity" in scaling:
+        _in_range(resource, "managed scaling target capacity", scaling["TargetCapacity"], TARGET_CAPACITY_RANGE,
+                  ECS_MANAGED_SCALING, " %")  # fmt: skip
+    steps = [int(scaling[k]) for k in ("MinimumScalingStepSize", "MaximumScalingStepSize") if k in scaling]
+    for step in steps:
+        _in_range(resource, "managed scaling step size", step, SCALING_STEP_RANGE, ECS_MANAGED_SCALING)
+    if len(steps) == 2 and steps[0] > steps[1]:
+        raise AwsRefused(resource, "minimum scaling step above the maximum", f"{steps[0]} > {steps[1]}",
+                         doc=ECS_MANAGED_SCALING)  # fmt: skip
+    if str(provider.get("ManagedTerminationProtection", "DISABLED")) != "ENABLED":
+        return
+    if not scales:
+        raise AwsRefused(resource, "managed termination protection without managed scaling",
+                         "ManagedTerminationProtection ENABLED needs ManagedScaling Status ENABLED",
+                         doc=ECS_ASG_PROVIDER)  # fmt: skip
+    if group is not None and str(group.get("NewInstancesProtectedFromScaleIn", False)).lower() != "true":
+        raise AwsRefused(
+            resource,
+            "managed termination protection on a group that does not protect its instances",
+            "the Auto Scaling group needs NewInstancesProtectedFromScaleIn: true",
+            doc=ECS_ASG_PROVIDER,
+        )
+
+
+def task_definition(resource: str, props: Mapping[str, Any]) -> None:
+    """RegisterTaskDefinition for Fargate: awsvpc, task-level CPU and memory, no host path volumes."""
+    if "FARGATE" not in (props.get("RequiresCompatibilities") or []):
+        return
+    if props.get("NetworkMode") != "awsvpc":
+        raise AwsRefused(resource, "Fargate tasks need the awsvpc network mode",
+                         f"NetworkMode {props.get('NetworkMode')!r}", doc=ECS_TASK_DEFINITION)  # fmt: skip
+    for key in ("Cpu", "Memory"):
+        if not props.get(key):
+            raise AwsRefused(resource, f"Fargate tasks need a task-level {key}", f"no {key}", doc=ECS_TASK_DEFINITION)
+    for volume in props.get("Volumes") or []:
+        if (volume.get("Host") or {}).get("SourcePath"):
+            raise AwsRefused(resource, "no host path volume on Fargate",
+                             f"volume {volume.get('Name')} has Host.SourcePath {volume['Host']['SourcePath']}",
+                             doc=ECS_BIND_MOUNTS)  # fmt: skip
+
+
+def ecs_service(
+    resource: str, props: Mapping[str, Any], compatibilities: list[str], providers: Mapping[str, str]
+) -> None:
+    """CreateService: a launch type or a capacity provider strategy, never both, each the task definition's.
+
+    ``compatibilities`` is the task definition's RequiresCompatibilities; ``providers`` maps each
+    capacity provider the stack associates with the cluster (by name) to its kind, FARGATE or EC2.
+    """
+    strategy = props.get("CapacityProviderStrategy") or []
+    launch_type = props.get("LaunchType")
+    if strategy and launch_type:
+        raise AwsRefused(resource, "both a launch type and a capacity provider strategy",
+                         "if a capacityProviderStrategy is specified, the launchType parameter must be omitted",
+                         doc=ECS_CREATE_SERVICE)  # fmt: skip
+    wanted = {str(launch_type)} if launch_type else set()
+    for item in strategy:
+        name = str(item.get("CapacityProvider"))
+        kind = "FARGATE" if name in ("FARGATE", "FARGATE_SPOT") else providers.get(name)
+        if kind is None:
+            raise AwsRefused(
+                resource,
+                "capacity provider not associated with the cluster",
+                f"{name!r} is not among the cluster's capacity providers",
+                doc=ECS_CREATE_SERVICE,
+            )
+        wanted.add(kind)
+    missing = sorted(wanted - {str(c) for c in compatibilities})
+    if missing:
+        raise AwsRefused(resource, "task definition not compatible with the service's capacity",
+                         f"the service runs on {missing}, its task definition requires {compatibilities}",
+                         doc=ECS_TASK_DEFINITION)  # fmt: skip

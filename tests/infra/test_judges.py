@@ -25,6 +25,7 @@ from typing import Any
 import pytest
 
 from tests.infra import iam_judge
+from tests.infra.test_aws_limits import _builder
 from tests.infra.translated import REPO, load_sam, translate, translate_sam, translated, write
 
 
@@ -189,11 +190,28 @@ def _step_policy_capacity(policy: dict[str, Any], threshold: float, metric: floa
     return current
 
 
-def _minutes_of_scaling(cfn: dict[str, Any], wanted: list[int], maximum: int) -> list[int]:
-    """Desired counts minute by minute: each alarm's state from the metric, each ALARM applying its policy."""
+def _scaling_resolver(cfn: dict[str, Any], parameters: dict[str, Any] | None) -> Any:
+    """The local cloud's resolver with the build workers on (and ``parameters``): what a stack with them deploys."""
+    return _builder(cfn, {**iam_judge.ALL_ON, **(parameters or {})}).resolver
+
+
+def _minutes_of_scaling(
+    cfn: dict[str, Any], wanted: list[int], maximum: int | None = None, parameters: dict[str, Any] | None = None
+) -> list[int]:
+    """Desired counts minute by minute: each alarm's state from the metric, each ALARM applying its policy.
+
+    The count never leaves the scalable target's MinCapacity..MaxCapacity ("The minimum value that you
+    plan to scale in to", https://docs.aws.amazon.com/autoscaling/application/APIReference/API_RegisterScalableTarget.html);
+    ``maximum`` overrides MaxCapacity. It starts at the service's DesiredCount.
+    """
     resources = cfn["Resources"]
+    resolve = _scaling_resolver(cfn, parameters).resolve
+    (target,) = [resolve(r["Properties"]) for r in resources.values()
+                 if r["Type"] == "AWS::ApplicationAutoScaling::ScalableTarget"]  # fmt: skip
+    (service,) = [resolve(r["Properties"]) for r in resources.values() if r["Type"] == "AWS::ECS::Service"]
+    low, high = int(target["MinCapacity"]), int(target["MaxCapacity"] if maximum is None else maximum)
     alarms = [
-        (alarm["Properties"], resources[action["Ref"]]["Properties"])
+        (alarm["Properties"], resolve(resources[action["Ref"]]["Properties"]))
         for alarm in resources.values()
         if alarm["Type"] == "AWS::CloudWatch::Alarm"
         for action in alarm["Properties"].get("AlarmActions", [])
@@ -207,7 +225,7 @@ def _minutes_of_scaling(cfn: dict[str, Any], wanted: list[int], maximum: int) ->
         "LessThanThreshold": lambda v, t: v < t,
         "LessThanOrEqualToThreshold": lambda v, t: v <= t,
     }
-    desired, out = 0, []
+    desired, out = int(service["DesiredCount"]), []
     for minute, value in enumerate(wanted):
         for alarm, policy in alarms:
             window = wanted[max(0, minute - alarm["EvaluationPeriods"] + 1) : minute + 1]
@@ -215,7 +233,7 @@ def _minutes_of_scaling(cfn: dict[str, Any], wanted: list[int], maximum: int) ->
                 compare[alarm["ComparisonOperator"]](v, alarm["Threshold"]) for v in window
             ):
                 desired = _step_policy_capacity(policy, alarm["Threshold"], value, desired)
-        desired = max(0, min(maximum, desired))  # the scalable target's MinCapacity 0 and MaxCapacity
+        desired = max(low, min(high, desired))  # the scalable target's MinCapacity and MaxCapacity
         out.append(desired)
     return out
 
@@ -241,10 +259,47 @@ def test_the_scaling_check_catches_a_policy_that_adds_while_the_alarm_stays() ->
     assert _minutes_of_scaling(cfn, [1] * 30, maximum=10)[-1] == 10
 
 
+def test_warm_workers_stay_while_idle_and_builds_beyond_them_scale_out() -> None:
+    """BuildWorkersMin: the service starts there, scales in to it and no lower, and out above it as builds come."""
+    cfn = translated()
+    warm = {"BuildWorkersMin": "2"}
+    idle = _minutes_of_scaling(cfn, [0] * 30, maximum=10, parameters=warm)
+    assert set(idle) == {2}, f"two warm workers while nothing is wanted: {idle}"
+    burst = _minutes_of_scaling(cfn, [1] * 3 + [5] * 5 + [0] * 12, maximum=10, parameters=warm)
+    assert burst[:3] == [2] * 3 and burst[3:8] == [5] * 5 and burst[-1] == 2, burst
+    assert _minutes_of_scaling(cfn, [0] * 12, maximum=10) == [0] * 12, "the default still scales to zero"
+
+
+def _below_the_minimum(cfn: dict[str, Any], parameters: dict[str, Any]) -> list[str]:
+    """Exact capacities a policy sets under the scalable target's MinCapacity (Application Auto Scaling
+    would clamp them; the template must not rely on it: the scale-in policy names the warm minimum)."""
+    resolve = _scaling_resolver(cfn, parameters).resolve
+    resources = cfn["Resources"]
+    (target,) = [resolve(r["Properties"]) for r in resources.values()
+                 if r["Type"] == "AWS::ApplicationAutoScaling::ScalableTarget"]  # fmt: skip
+    return [
+        f"{name}: {step['ScalingAdjustment']} < MinCapacity {target['MinCapacity']}"
+        for name, r in resources.items()
+        if r["Type"] == "AWS::ApplicationAutoScaling::ScalingPolicy"
+        for step in resolve(r["Properties"])["StepScalingPolicyConfiguration"]["StepAdjustments"]
+        if name == "BuildWorkerScaleInPolicy" and int(step["ScalingAdjustment"]) < int(target["MinCapacity"])
+    ]
+
+
+def test_no_policy_scales_in_below_the_warm_minimum() -> None:
+    assert _below_the_minimum(translated(), {"BuildWorkersMin": "3"}) == []
+    planted = translated()
+    steps = planted["Resources"]["BuildWorkerScaleInPolicy"]["Properties"]["StepScalingPolicyConfiguration"]
+    steps["StepAdjustments"] = [{"MetricIntervalUpperBound": 0, "ScalingAdjustment": 0}]
+    assert _below_the_minimum(planted, {"BuildWorkersMin": "3"}) == ["BuildWorkerScaleInPolicy: 0 < MinCapacity 3"]
+
+
 def test_step_adjustments_follow_aws_rules() -> None:
     """No overlap, no gap, one open end (API_StepAdjustment's rules), non-negative exact capacities."""
+    cfn = translated()
+    resolve = _scaling_resolver(cfn, None).resolve
     for name in ("BuildWorkerScaleOutPolicy", "BuildWorkerScaleInPolicy"):
-        config = translated()["Resources"][name]["Properties"]["StepScalingPolicyConfiguration"]
+        config = resolve(cfn["Resources"][name]["Properties"])["StepScalingPolicyConfiguration"]
         steps = sorted(config["StepAdjustments"], key=lambda s: s.get("MetricIntervalLowerBound", float("-inf")))
         for before, after in itertools.pairwise(steps):
             assert before["MetricIntervalUpperBound"] == after["MetricIntervalLowerBound"], (name, before, after)

@@ -6,6 +6,7 @@ local cloud refuses loudly instead of guessing.
 
 from __future__ import annotations
 
+import base64
 import re
 from collections.abc import Callable
 from typing import Any
@@ -96,6 +97,8 @@ class Resolver:
             return any(self.resolve(a) for a in arg)
         if key == "Condition":
             return self.condition(arg)
+        if key == "Fn::Base64":  # a launch template's UserData
+            return base64.b64encode(str(self.resolve(arg)).encode()).decode()
         raise Unsupported(f"the local cloud does not evaluate {key}")
 
     def _sub(self, arg: Any) -> str:

@@ -34,5 +34,15 @@ TYPES = (
     _local("AWS::EC2::Route"),
     _local("AWS::EC2::SubnetRouteTableAssociation", "rtbassoc-"),
     _local("AWS::EC2::VPCEndpoint", "vpce-"),
+    # The build instances' launch template (BuildCapacity EC2): no instance is launched locally.
+    ResourceType(
+        "AWS::EC2::LaunchTemplate",
+        created_in_moto=False,
+        id_prefix="lt-",
+        attributes={
+            "LatestVersionNumber": lambda b, lid, ref: "1",
+            "DefaultVersionNumber": lambda b, lid, ref: "1",
+        },
+    ),
 )
 STEPS = ()

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from longrun.local import aws_rules
 from longrun.local.awslambda.resources import mounted
-from longrun.local.cloudformation.engine import CannotEmulate, ResourceType, StackBuilder, Step
+from longrun.local.cloudformation.engine import CannotEmulate, ResourceType, StackBuilder, Step, creates
 
 # Where the worker image (infra/worker/Dockerfile) puts this repository's code.
 IMAGE_ROOT = "/app"
+# A task definition's host volume (an EC2 instance's directory) is this directory of the data dir:
+# one "instance" for every local task, kept from one `longrun local up` to the next like a disk.
+HOST_VOLUMES = "ec2-host"
 
 
 @dataclass
@@ -35,10 +40,17 @@ def _service(builder: StackBuilder, logical_id: str) -> ServiceSpec:
         raise CannotEmulate(f"{task_id}: the local cloud runs task definitions of one container")
     container = containers[0]
     volumes: dict[str, Path] = {}
+    aws_rules.task_definition(task_id, task)
+    aws_rules.ecs_service(logical_id, props, list(task.get("RequiresCompatibilities") or []), _providers(builder))
     for volume in task.get("Volumes") or []:
+        source = (volume.get("Host") or {}).get("SourcePath")
+        if source:
+            volumes[volume["Name"]] = builder.data_dir / HOST_VOLUMES / str(source).lstrip("/")
+            volumes[volume["Name"]].mkdir(parents=True, exist_ok=True)
+            continue
         efs = volume.get("EFSVolumeConfiguration")
         if efs is None:
-            raise CannotEmulate(f"{task_id}: volume {volume.get('Name')} is not an EFS volume")
+            raise CannotEmulate(f"{task_id}: volume {volume.get('Name')} is neither an EFS nor a host volume")
         access_point = str((efs.get("AuthorizationConfig") or {}).get("AccessPointId", ""))
         directory = next((d for arn, d in builder.mounts.items() if arn.endswith("/" + access_point)), None)
         if directory is None:
@@ -54,6 +66,30 @@ def _service(builder: StackBuilder, logical_id: str) -> ServiceSpec:
         command=[str(part) for part in container.get("Command") or []],
         environment=environment,
     )
+
+
+def _providers(builder: StackBuilder) -> dict[str, str]:
+    """The capacity providers the stack associates with its clusters: name → FARGATE or EC2 (an Auto Scaling group)."""
+    out: dict[str, str] = {}
+    for logical_id, resource in builder.resources.items():
+        kind = resource["Type"]
+        if kind != "AWS::ECS::ClusterCapacityProviderAssociations" or logical_id not in builder.stack.physical:
+            continue
+        for name in builder.resolver.resolve(builder.props(logical_id)).get("CapacityProviders") or []:
+            out[str(name)] = "FARGATE" if name in ("FARGATE", "FARGATE_SPOT") else "EC2"
+    return out
+
+
+def _check_capacity_provider(builder: StackBuilder, logical_id: str, props: dict[str, Any]) -> None:
+    """CreateCapacityProvider's rules, with its Auto Scaling group's properties when the stack has it."""
+    group_name = str((props.get("AutoScalingGroupProvider") or {}).get("AutoScalingGroupArn", ""))
+    group_id = next((lid for lid, phys in builder.stack.physical.items() if phys == group_name), None)
+    group = builder.resolver.resolve(builder.props(group_id)) if group_id else None
+    aws_rules.capacity_provider(logical_id, str(builder.stack.physical[logical_id]), props, group)
+
+
+def _check_scalable_target(builder: StackBuilder, logical_id: str, props: dict[str, Any]) -> None:
+    aws_rules.scalable_target(logical_id, props)
 
 
 def _services(builder: StackBuilder, by_type: dict[str, list[str]]) -> None:
@@ -85,8 +121,24 @@ TYPES = (
         ref=lambda b, lid: f"arn:aws:ecs:{b.arn_prefix()}:service/{b.name(lid, 'ServiceName', 255)}",
         attributes={"Name": lambda b, lid, ref: str(ref).rsplit("/", 1)[-1]},
     ),
+    # BuildCapacity EC2: the instances' capacity provider and the cluster's association with it,
+    # judged at creation (aws_rules.capacity_provider, ecs_service); no instance runs locally.
+    ResourceType(
+        "AWS::ECS::CapacityProvider",
+        created_in_moto=False,
+        ref=lambda b, lid: b.name(lid, "Name", 255),
+    ),
+    ResourceType(
+        "AWS::ECS::ClusterCapacityProviderAssociations",  # its Ref is the cluster's name
+        created_in_moto=False,
+        ref=lambda b, lid: b.resolver.resolve(b.props(lid)["Cluster"]),
+    ),
     # Scaling on the queue's depth is AWS's; the local pool keeps its fixed size (said at start).
     ResourceType("AWS::ApplicationAutoScaling::ScalableTarget", created_in_moto=False),
     ResourceType("AWS::ApplicationAutoScaling::ScalingPolicy", created_in_moto=False),
 )
-STEPS = (Step(130, "ECS services", _services),)
+STEPS = (
+    creates(126, "AWS::ECS::CapacityProvider", _check_capacity_provider),
+    creates(127, "AWS::ApplicationAutoScaling::ScalableTarget", _check_scalable_target),
+    Step(130, "ECS services", _services),
+)

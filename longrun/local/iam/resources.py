@@ -49,6 +49,13 @@ TYPES = (
         created_in_moto=True,
         ref=lambda b, lid: f"arn:aws:iam::{ACCOUNT_ID}:policy/{b.name(lid, 'ManagedPolicyName', 128)}",
     ),
+    # The build instances' profile (BuildCapacity EC2): nothing assumes it locally.
+    ResourceType(
+        "AWS::IAM::InstanceProfile",
+        created_in_moto=False,
+        ref=lambda b, lid: b.name(lid, "InstanceProfileName", 128),
+        attributes={"Arn": lambda b, lid, ref: f"arn:aws:iam::{ACCOUNT_ID}:instance-profile/{ref}"},
+    ),
 )
 STEPS = (
     creates(10, "AWS::IAM::ManagedPolicy", _create_managed_policy),
