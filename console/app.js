@@ -20,7 +20,12 @@
     "git-merge": { source: "feature/login", target: "main", strategy: "merge" },
     sync: { direction: "s3-to-efs", prefix: "src/", delete: false },
     build: { command: "sh build.sh", timeoutSeconds: 600 },
+    "git-pull": { strategy: "ff-only" },
+    "git-branch": { flow: "feature-start", name: "login" },
+    "git-push": { branches: ["main", "develop"], tags: true },
+    "delete-project": {},
   };
+  const PROJECTS_PAGE = 5; // projects a page of the list (GET /projects?limit=)
 
   const $ = (id) => document.getElementById(id);
 
@@ -42,6 +47,9 @@
     pollTimer: null,
     jobsCursor: null,
     jobsGeneration: 0,
+    projectsCursor: null,
+    projectsGeneration: 0,
+    project: null, // the project whose actions are shown: see selectProject
     job: null, // the job on screen: see openJob
   };
 
@@ -214,6 +222,7 @@
     connect();
     startPolling();
     loadJobs(true);
+    loadProjects(true);
     route();
   }
 
@@ -234,6 +243,8 @@
     clearInterval(state.pollTimer);
     if (state.socket) state.socket.close();
     $("job-rows").replaceChildren();
+    $("project-rows").replaceChildren();
+    closeProject();
     $("job").hidden = true;
     $("job-missing").hidden = true;
     $("token").value = "";
@@ -383,6 +394,9 @@
       renderOutcome(job);
       refreshJob(job); // the final record: every step's start and end for the timeline
       loadJobs(true);
+      loadProjects(true); // a project made, or deleted
+      const gone = job.record.type === "delete-project" && event.status === "SUCCEEDED";
+      if (gone && state.project && state.project.projectId === job.record.projectId) closeProject();
     }
   }
 
@@ -718,6 +732,195 @@
     window.location.hash = `#/jobs/${encodeURIComponent(answer.body.jobId)}`;
   }
 
+  // ------------------------------------------------------------------------------- projects
+
+  function projectRow(item) {
+    const open = el("button", { type: "button", className: "link", title: `open ${item.projectId}` }, item.name || "—");
+    open.addEventListener("click", () => selectProject(item.projectId));
+    return el(
+      "tr",
+      { className: "project-row", dataset: { projectId: item.projectId } },
+      el("td", {}, open),
+      el("td", { className: "job-link" }, item.projectId),
+      el("td", {}, statusBadge(item.status)),
+      el("td", {}, formatTime(item.createdAt)),
+    );
+  }
+
+  /** GET /projects, a page at a time (reset: from the first page); like loadJobs. */
+  async function loadProjects(reset) {
+    if (reset) {
+      state.projectsGeneration += 1;
+      state.projectsCursor = null;
+    }
+    const generation = state.projectsGeneration;
+    const query = new URLSearchParams({ limit: String(PROJECTS_PAGE) });
+    if (!reset && state.projectsCursor) query.set("cursor", state.projectsCursor);
+    const answer = await call("GET", `/projects?${query}`);
+    if (generation !== state.projectsGeneration || !state.token) return; // a newer listing is on its way
+    if (!answer.ok) {
+      showProblem($("projects-error"), answer);
+      return;
+    }
+    showProblem($("projects-error"), null);
+    const rows = $("project-rows");
+    if (reset) rows.replaceChildren();
+    for (const item of answer.body.items || []) rows.append(projectRow(item));
+    state.projectsCursor = answer.body.nextCursor || null;
+    $("more-projects").hidden = !state.projectsCursor;
+    $("projects-empty").hidden = rows.children.length > 0;
+  }
+
+  /** Show a project's actions; it also becomes the start form's project. */
+  async function selectProject(projectId) {
+    const answer = await call("GET", `/projects/${encodeURIComponent(projectId)}`);
+    if (!answer.ok) {
+      showProblem($("projects-error"), answer);
+      return;
+    }
+    const project = answer.body;
+    state.project = project;
+    $("project-name").textContent = project.name || "—";
+    $("project-current").textContent = project.projectId;
+    $("delete-expected").textContent = project.name || project.projectId;
+    $("download-answer").replaceChildren();
+    hideDeleteConfirm();
+    showProblem($("project-error"), null);
+    if ($("job-type").value !== "create-project") $("project-id").value = project.projectId;
+    $("project").hidden = false;
+  }
+
+  function closeProject() {
+    state.project = null;
+    $("project").hidden = true;
+  }
+
+  /** POST /jobs on the selected project; the job is then shown (live) in the job view. */
+  async function startProjectJob(type, params, button) {
+    const project = state.project;
+    if (!project) return;
+    showProblem($("project-error"), null);
+    if (button) button.disabled = true;
+    const answer = await call("POST", "/jobs", { type, projectId: project.projectId, params });
+    if (button) button.disabled = false;
+    if (!answer.ok) {
+      showProblem($("project-error"), answer);
+      return;
+    }
+    loadJobs(true);
+    window.location.hash = `#/jobs/${encodeURIComponent(answer.body.jobId)}`;
+  }
+
+  function onPull(event) {
+    event.preventDefault();
+    const params = { strategy: $("pull-strategy").value };
+    const branch = $("pull-branch").value.trim();
+    if (branch) params.branch = branch;
+    startProjectJob("git-pull", params, $("pull-button"));
+  }
+
+  function onPush(event) {
+    event.preventDefault();
+    const params = {};
+    const branches = $("push-branches").value.split(/[\s,]+/).filter(Boolean);
+    if (branches.length) params.branches = branches;
+    if ($("push-tags").checked) params.tags = true;
+    startProjectJob("git-push", params, $("push-button"));
+  }
+
+  function onBranch(event) {
+    event.preventDefault();
+    const flow = $("branch-flow").value;
+    const params = { name: $("branch-name").value.trim() };
+    const from = $("branch-from").value.trim();
+    if (flow) params.flow = flow;
+    else if (from) params.from = from;
+    startProjectJob("git-branch", params, $("branch-button"));
+  }
+
+  function onBranchFlowChange() {
+    const flow = $("branch-flow").value;
+    $("branch-from").disabled = Boolean(flow); // git-flow's own base: develop, or main for a hotfix
+    $("branch-name").placeholder = flow ? `name (the branch is ${flow.split("-")[0]}/<name>)` : "name";
+  }
+
+  /** A download ticket for the path, then the browser's own download of the pre-signed URL. */
+  async function onDownload(event) {
+    event.preventDefault();
+    const project = state.project;
+    if (!project) return;
+    const box = $("download-answer");
+    box.replaceChildren("…");
+    showProblem($("project-error"), null);
+    const path = $("download-path").value.trim();
+    const answer = await call("POST", `/projects/${encodeURIComponent(project.projectId)}/downloads`, { path });
+    if (state.project !== project) return;
+    if (!answer.ok) {
+      box.replaceChildren();
+      showProblem($("project-error"), answer);
+      return;
+    }
+    const ticket = answer.body;
+    if (typeof ticket.url !== "string" || !/^https?:\/\//.test(ticket.url)) {
+      box.replaceChildren("the download URL is not http(s): not opened");
+      return;
+    }
+    // S3 answers with Content-Disposition: attachment (signed into the URL), so following the link
+    // saves the file and leaves this page as it is; no-referrer keeps this page's address from S3.
+    const link = el("a", { href: ticket.url, id: "download-link", rel: "noopener noreferrer" }, "save again");
+    box.replaceChildren(
+      `${ticket.path}: ${ticket.size} bytes, last modified ${formatTime(ticket.lastModified)} · `,
+      link,
+      ` (until ${formatTime(ticket.expiresAt)})`,
+    );
+    link.click();
+  }
+
+  function hideDeleteConfirm() {
+    $("delete-confirm").hidden = true;
+    $("delete-name").value = "";
+    $("delete-confirm-button").disabled = true;
+  }
+
+  /** DELETE /projects/{id} once its name is typed; the delete-project job is then shown live. */
+  async function onDelete(event) {
+    event.preventDefault();
+    const project = state.project;
+    if (!project || $("delete-name").value !== $("delete-expected").textContent) return;
+    $("delete-confirm-button").disabled = true;
+    const answer = await call("DELETE", `/projects/${encodeURIComponent(project.projectId)}`);
+    if (!answer.ok) {
+      $("delete-confirm-button").disabled = false;
+      showProblem($("project-error"), answer);
+      return;
+    }
+    hideDeleteConfirm();
+    loadJobs(true);
+    loadProjects(true); // it is listed as deleting until its job ends
+    window.location.hash = `#/jobs/${encodeURIComponent(answer.body.jobId)}`;
+  }
+
+  function wireProjects() {
+    $("refresh-projects").addEventListener("click", () => loadProjects(true));
+    $("more-projects").addEventListener("click", () => loadProjects(false));
+    $("close-project").addEventListener("click", closeProject);
+    $("pull-form").addEventListener("submit", onPull);
+    $("push-form").addEventListener("submit", onPush);
+    $("branch-form").addEventListener("submit", onBranch);
+    $("branch-flow").addEventListener("change", onBranchFlowChange);
+    $("download-form").addEventListener("submit", onDownload);
+    $("sync-out").addEventListener("click", () => startProjectJob("sync", { direction: "efs-to-s3" }, $("sync-out")));
+    $("delete-project").addEventListener("click", () => {
+      $("delete-confirm").hidden = false;
+      $("delete-name").focus();
+    });
+    $("delete-name").addEventListener("input", () => {
+      $("delete-confirm-button").disabled = $("delete-name").value !== $("delete-expected").textContent;
+    });
+    $("delete-cancel").addEventListener("click", hideDeleteConfirm);
+    $("delete-confirm").addEventListener("submit", onDelete);
+  }
+
   // ------------------------------------------------------------------------------- wiring
 
   async function main() {
@@ -739,6 +942,7 @@
     $("more-jobs").addEventListener("click", () => loadJobs(false));
     $("cancel-job").addEventListener("click", () => jobAction("DELETE", "", "Cancel accepted"));
     $("retry-job").addEventListener("click", () => jobAction("POST", "/retry", "Retry accepted"));
+    wireProjects();
     window.addEventListener("hashchange", route);
     await loadConfig();
     const saved = sessionStorage.getItem(TOKEN_KEY);

@@ -101,6 +101,20 @@ class Client:
     def project(self, project_id: str) -> dict[str, Any]:
         return self._call("GET", f"/projects/{quote(project_id, safe='')}")
 
+    def projects(self, limit: int | None = None, cursor: str | None = None) -> dict[str, Any]:
+        """One page of the caller's projects, newest first: ``{"items", "nextCursor"}``."""
+        query = {"limit": limit, "cursor": cursor}
+        return self._call("GET", "/projects", params={k: v for k, v in query.items() if v is not None})
+
+    def delete_project(self, project_id: str, idempotency_key: str | None = None) -> dict[str, Any]:
+        """Start the project's ``delete-project`` job (``DELETE /projects/{projectId}``): the accepted job."""
+        headers = {"Idempotency-Key": idempotency_key} if idempotency_key else {}
+        return self._call("DELETE", f"/projects/{quote(project_id, safe='')}", headers=headers)
+
+    def create_download(self, project_id: str, path: str) -> dict[str, Any]:
+        """A pre-signed GET for one file of the project as S3 holds it (``url``, ``size``, ``expiresAt``…)."""
+        return self._call("POST", f"/projects/{quote(project_id, safe='')}/downloads", json={"path": path})
+
     def create_upload(
         self, project_id: str, path: str, content_type: str | None = None, size: int | None = None
     ) -> dict[str, Any]:

@@ -79,10 +79,10 @@ def close(detail: dict[str, Any]) -> bool:
     elif detail.get("error"):
         cause = f" ({str(detail['cause'])[:500]})" if detail.get("cause") else ""
         error["message"] = f"{message}: {detail['error']}{cause}"
-    try:
-        closed = job["status"] == "RUNNING" and publisher.finish(job, status, error=error)
-    finally:
-        holdings.give_back(job)
+    # Given back before job.finished is pushed (as the notify step does): a client told that the job
+    # ended may start its next job on the project at once.
+    holdings.give_back(job)
+    closed = job["status"] == "RUNNING" and publisher.finish(job, status, error=error)
     if closed:
         logger.info("closed a job its workflow left open", extra={"jobId": job_id, "status": status})
         # One metric per job: a batch may close jobs with different statuses.

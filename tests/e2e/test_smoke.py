@@ -15,12 +15,15 @@ from typing import Any
 
 import pytest
 
+from longrun.client import ApiError
 from tests.e2e.helpers import operator_env, stack_outputs
 from tests.support.git_server import GitServer, make_repository
 
 REPO = Path(__file__).resolve().parents[2]
-JOBS = ("create-project", "git-merge", "upload->sync", "build", "git-clone")
-NAMES = "|".join(re.escape(j) for j in JOBS)
+JOBS = ("create-project", "git-merge", "git-branch", "upload->sync", "build", "git-clone", "git-pull", "git-push",
+        "delete-project")  # fmt: skip
+CHECKS = ("projects list", "download")  # rows that are no job: OK, their time, no job id
+NAMES = "|".join(re.escape(j) for j in JOBS + CHECKS)
 ROW = re.compile(r"^(?P<job>" + NAMES + r")\s+(?P<status>[A-Z][A-Z ]*?)\s{2,}(?P<rest>.*)$")
 
 
@@ -53,6 +56,12 @@ def rows(output: str) -> dict[str, tuple[str, str]]:
     return found
 
 
+def origin_main(server: GitServer) -> str:
+    """The commit the git server's hello.git has on main."""
+    git = ["git", "--git-dir", str(server.root / "hello.git"), "rev-parse", "refs/heads/main"]
+    return subprocess.run(git, capture_output=True, text=True, check=True).stdout.strip()
+
+
 def secret(cloud: Any) -> str:
     name = stack_outputs(cloud)["TokenSecretParameterName"]
     return cloud.aws_client("ssm").get_parameter(Name=name, WithDecryption=True)["Parameter"]["Value"]
@@ -68,14 +77,16 @@ def test_the_outputs_name_the_local_fronts(local_cloud: Any) -> None:
 
 
 def test_smoke_runs_every_job_kind_and_cleans_up(local_cloud: Any, git_server: GitServer) -> None:
-    done = smoke(local_cloud, "--repo", f"{git_server.url}/hello.git")
+    before = origin_main(git_server)
+    done = smoke(local_cloud, "--repo", f"{git_server.url}/hello.git", "--push")
     output = done.stdout + done.stderr
     assert done.returncode == 0, output
     table = rows(done.stdout)
-    assert set(table) == set(JOBS), output
+    assert list(table) == ["create-project", "projects list", "git-merge", "git-branch", "upload->sync", "download",
+                           "build", "git-clone", "git-pull", "git-push", "delete-project"], output  # fmt: skip
     for job, (status, rest) in table.items():
-        assert status == "SUCCEEDED", (job, output)
-        assert re.match(r"\d+\.\d s\s+[0-9a-f]{32}$", rest), (job, rest)
+        assert status == ("OK" if job in CHECKS else "SUCCEEDED"), (job, output)
+        assert re.match(r"\d+\.\d s\s+" + ("-" if job in CHECKS else "[0-9a-f]{32}") + "$", rest), (job, rest)
     assert secret(local_cloud) not in output
     assert "eyJ" not in output  # no token either
     project_id = re.search(r"prj-[0-9a-f]+", done.stdout)[0]  # type: ignore[index]
@@ -84,7 +95,27 @@ def test_smoke_runs_every_job_kind_and_cleans_up(local_cloud: Any, git_server: G
     for prefix in (f"projects/{project_id}/", f"artifacts/{project_id}/", f"manifests/{project_id}.json"):
         listed = s3.list_object_versions(Bucket=bucket, Prefix=prefix)
         assert not listed.get("Versions") and not listed.get("DeleteMarkers"), prefix
-    assert "left: the EFS workspace" in done.stdout
+    # delete-project was the clean-up: the project is gone (GET is 404) and its workspace too.
+    user = local_cloud.client("longrun-smoke")
+    with pytest.raises(ApiError) as gone:
+        user.project(project_id)
+    assert gone.value.status == 404
+    assert not (local_cloud.efs_root() / "projects" / project_id).exists()
+    assert "left: the build cache" in done.stdout and "smoke: every job SUCCEEDED" in done.stdout
+    # The push asked the origin and changed nothing there: the branch was up to date, main is as it was.
+    push = user.job(table["git-push"][1].split()[-1])["result"]
+    assert push["pushed"] == [] and push["upToDate"] == 1 and push["branches"] == ["main"], push
+    assert origin_main(git_server) == before
+
+
+def test_without_push_the_push_row_is_skipped_with_its_reason(local_cloud: Any, git_server: GitServer) -> None:
+    done = smoke(local_cloud, "--repo", f"{git_server.url}/hello.git")
+    output = done.stdout + done.stderr
+    assert done.returncode == 0, output
+    table = rows(done.stdout)
+    assert table["git-push"][0] == "SKIPPED" and "--push" in table["git-push"][1], output
+    assert table["git-pull"][0] == table["delete-project"][0] == "SUCCEEDED", output
+    assert "skipped git-push" in done.stdout
 
 
 def test_a_repository_that_does_not_exist_fails_its_row_and_the_run(local_cloud: Any, git_server: GitServer) -> None:
@@ -93,7 +124,9 @@ def test_a_repository_that_does_not_exist_fails_its_row_and_the_run(local_cloud:
     assert done.returncode == 1, output
     table = rows(done.stdout)
     assert table["git-clone"][0] == "FAILED", output
-    assert all(table[job][0] == "SUCCEEDED" for job in JOBS if job != "git-clone"), output
+    assert table["git-pull"][0] == table["git-push"][0] == "NOT RUN", output  # they need the clone
+    passed = [job for job in JOBS + CHECKS if job not in ("git-clone", "git-pull", "git-push")]
+    assert all(table[job][0] in ("SUCCEEDED", "OK") for job in passed), output
     assert "GitFailed" in table["git-clone"][1]
     assert secret(local_cloud) not in output
 

@@ -30,7 +30,7 @@ import httpx
 import pytest
 
 from longrun.tokens import make_token
-from tests.e2e.helpers import start_create_project, unique_name
+from tests.e2e.helpers import http, start_create_project, unique_name, wait_for_status
 
 pytestmark = pytest.mark.e2e
 
@@ -202,6 +202,121 @@ def test_a_user_starts_and_watches_a_job(local_cloud: Any, browser: Any) -> None
     assert problems == []
     page.close()
     print(f"web console test: {time.monotonic() - started:.1f} s")
+
+
+def _signed_in_page(cloud: Any, browser: Any, user: str) -> tuple[Any, list[str]]:
+    """A page signed in as ``user``, and the list its script errors and CSP violations go to."""
+    page = browser.new_page(viewport={"width": 1440, "height": 1100}, accept_downloads=True)
+    page.set_default_timeout(TIMEOUT_MS)
+    problems: list[str] = []
+    page.on("pageerror", lambda error: problems.append(f"pageerror: {error}"))
+    page.on("console", lambda m: problems.append(m.text) if "Content Security Policy" in m.text else None)
+    page.goto(f"{cloud.api}/console/")
+    page.wait_for_selector("body[data-ready=true]")
+    page.fill("#token", make_token(user))
+    page.click("#sign-in-form button[type=submit]")
+    page.wait_for_selector("#connection[data-state=live]")
+    return page, problems
+
+
+def _projects_of(cloud: Any, user: str, count: int) -> list[dict[str, Any]]:
+    """``count`` projects of ``user``, made by create-project jobs started together; as GET /projects lists them."""
+    started = [start_create_project(cloud, user, prefix="webp") for _ in range(count)]
+    for job in started:
+        assert wait_for_status(cloud, job["jobId"], user, timeout=120)["status"] == "SUCCEEDED"
+    listed = http(cloud, "GET", "/projects?limit=100", user).json()["items"]
+    assert sorted(p["projectId"] for p in listed) == sorted(job["projectId"] for job in started)
+    return listed
+
+
+def test_a_user_pages_projects_downloads_a_file_branches_and_deletes(local_cloud: Any, browser: Any) -> None:
+    """The projects card: paging, a download saved by the browser, a git-flow start, a delete watched live."""
+    started = time.monotonic()
+    user = unique_name("console-projects")
+    projects = _projects_of(local_cloud, user, 6)  # one more than a page (PROJECTS_PAGE in app.js); newest first
+    stranger = start_create_project(local_cloud, unique_name("stranger"))["projectId"]
+    first, second = projects[0], projects[1]  # the first rows of the list
+    # A file of the first project, uploaded with a form content type (what a bare urllib PUT sends).
+    body = "hello from the console test: ünïcode, a NUL \x00 and CR LF\r\n".encode()
+    upload = {"path": "notes/hello.txt", "contentType": "application/x-www-form-urlencoded"}
+    grant = http(local_cloud, "POST", f"/projects/{first['projectId']}/uploads", user, json=upload).json()
+    assert httpx.put(grant["url"], content=body, headers=grant["headers"]).status_code == 200
+
+    page, problems = _signed_in_page(local_cloud, browser, user)
+    rows = "#project-rows tr"
+    page.locator(rows).nth(4).wait_for()
+    ids = page.eval_on_selector_all(rows, "rows => rows.map(r => r.dataset.projectId)")
+    assert ids == [p["projectId"] for p in projects[:5]]  # one page, in the API's order
+    page.click("#more-projects")
+    page.locator(rows).nth(5).wait_for()
+    assert page.is_hidden("#more-projects")
+    ids = page.eval_on_selector_all(rows, "rows => rows.map(r => r.dataset.projectId)")
+    assert ids == [p["projectId"] for p in projects] and stranger not in ids
+
+    # Open the first project: its actions, and it becomes the start form's project.
+    page.click(f"#project-rows tr[data-project-id='{first['projectId']}'] button")
+    page.wait_for_selector("#project:not([hidden])")
+    assert page.text_content("#project-name") == first["name"]
+
+    # A download: the ticket, then the browser saves the bytes S3 holds, under the file's own name.
+    deadline = time.monotonic() + 60
+    while "NotFound" in http(local_cloud, "POST", f"/projects/{first['projectId']}/downloads", user,
+                             json={"path": "notes/hello.txt"}).text:  # fmt: skip
+        assert time.monotonic() < deadline, "the upload never reached S3"
+        time.sleep(0.2)
+    page.fill("#download-path", "notes/hello.txt")
+    with page.expect_download() as downloading:
+        page.click("#download-button")
+    download = downloading.value
+    assert download.suggested_filename == "hello.txt"
+    assert Path(download.path()).read_bytes() == body
+    page.locator("#download-answer", has_text=f"notes/hello.txt: {len(body)} bytes").wait_for()
+    page.screenshot(path=str(SCREENSHOT.with_name("web-console-projects.png")), full_page=True)
+    # A file S3 does not hold, and a hostile path: the API's answer, as text.
+    page.fill("#download-path", "no/such.txt")
+    page.click("#download-button")
+    page.locator("#project-error:not([hidden]) .code", has_text="NotFound").wait_for()
+    page.fill("#download-path", "../../etc/passwd")
+    page.click("#download-button")
+    page.locator("#project-error:not([hidden]) .code", has_text="ValidationError").wait_for()
+    assert "path" in page.inner_text("#project-error")
+
+    # A git action: git-flow's feature-start, watched live in the job view (once the upload's sync,
+    # which holds the project's lock, is over).
+    while any(j["status"] == "RUNNING" for j in http(local_cloud, "GET", f"/jobs?projectId={first['projectId']}",
+                                                     user).json()["items"]):  # fmt: skip
+        assert time.monotonic() < deadline + 60, "the upload's sync never ended"
+        time.sleep(0.2)
+    page.select_option("#branch-flow", "feature-start")
+    assert page.is_disabled("#branch-from")
+    page.fill("#branch-name", "login")
+    page.click("#branch-button")
+    page.wait_for_url(re.compile(r".*#/jobs/.+"))
+    page.wait_for_selector("#job-status[data-status=SUCCEEDED]")
+    assert page.inner_text("#job-type-value") == "git-branch"
+    assert json.loads(page.inner_text("#outcome-body"))["branch"] == "feature/login"
+    branch_job = page.inner_text("#job-id")
+
+    # Delete the second project: only once its name is typed; the delete-project job runs live.
+    page.click(f"#project-rows tr[data-project-id='{second['projectId']}'] button")
+    page.locator("#project-name", has_text=second["name"]).wait_for()
+    page.click("#delete-project")
+    assert page.is_disabled("#delete-confirm-button")
+    page.fill("#delete-name", second["name"][:-1])
+    assert page.is_disabled("#delete-confirm-button")
+    page.fill("#delete-name", second["name"])
+    page.click("#delete-confirm-button")
+    page.wait_for_url(re.compile(r".*#/jobs/(?!" + re.escape(branch_job) + r").+"))
+    page.locator("#job-type-value", has_text="delete-project").wait_for()
+    page.wait_for_selector("#job-status[data-status=SUCCEEDED]")
+    assert page.inner_text("#job-type-value") == "delete-project"
+    assert page.locator("#steps li").count() >= 3  # its steps arrived: mark, objects, workspace, records
+    page.wait_for_selector(f"#project-rows tr[data-project-id='{second['projectId']}']", state="detached")
+    assert page.is_hidden("#project")  # the panel of a project that is gone closes
+    assert http(local_cloud, "GET", f"/projects/{second['projectId']}", user).status_code == 404
+    assert problems == []
+    page.close()
+    print(f"web console projects test: {time.monotonic() - started:.1f} s")
 
 
 def test_the_deployed_shape_serves_the_same_console(local_cloud: Any, browser: Any) -> None:

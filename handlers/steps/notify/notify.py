@@ -24,13 +24,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         raise LookupError(f"job {event['jobId']} does not exist")
     append_job_keys(job)  # the step's input names only the job: the record has the user and execution
     status = event["status"]
-    try:
-        if status == "SUCCEEDED":
-            closed = publisher.finish(job, status, result=event.get("result"))
-        else:
-            closed = publisher.finish(job, status, error=user_error(event.get("error")))
-    finally:
-        holdings.give_back(job)
+    # Given back before job.finished is pushed, as the quota's place is (core.publisher): a client
+    # told that the job ended may start its next git job on the project at once, instead of meeting
+    # this job's lock (409 ProjectBusy). Idempotent, so a retried notify gives back nothing twice.
+    holdings.give_back(job)
+    if status == "SUCCEEDED":
+        closed = publisher.finish(job, status, result=event.get("result"))
+    else:
+        closed = publisher.finish(job, status, error=user_error(event.get("error")))
     if not closed:  # counted (JobsFinished) by whoever closed it, in publisher.finish
         logger.info("job was already closed", extra={"status": job["status"]})
     return {"jobId": job["jobId"], "status": status, "closed": closed}
