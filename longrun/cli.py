@@ -76,6 +76,7 @@ def cmd_local_up(args: argparse.Namespace) -> int:
         faults=args.faults,
         faults_seed=args.faults_seed,
         account_concurrency=args.account_concurrency,
+        parameters=dict(args.parameter),
     )
     cloud = LocalCloud(options)
     stop = threading.Event()
@@ -260,7 +261,7 @@ def cmd_ops(args: argparse.Namespace) -> int:
 def cmd_smoke(args: argparse.Namespace) -> int:
     from longrun import smoke
 
-    return smoke.run(args.stack, args.repo, args.timeout, args.user)
+    return smoke.run(args.stack, args.repo, args.timeout, args.user, push=args.push, credentials=args.credentials)
 
 
 def cmd_worker_build(args: argparse.Namespace) -> int:
@@ -295,6 +296,14 @@ def _non_negative(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError("must be 0 or more")
     return value
+
+
+def _parameter(text: str) -> tuple[str, str]:
+    """``KEY=VALUE`` of ``--parameter``: a template parameter's name (letters and digits) and its value."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isascii() or not key.isalnum():
+        raise argparse.ArgumentTypeError(f"{text!r}: give KEY=VALUE, KEY a parameter of the template")
+    return key, value
 
 
 def _faults(text: str) -> dict[str, float]:
@@ -365,6 +374,9 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--account-concurrency", type=_positive, default=1000, metavar="N",
                     help="the account's Lambda concurrency quota: reserved concurrency must leave 100 of it "
                     "unreserved, or AWS refuses the stack (default 1000, AWS's; new accounts often 10)")  # fmt: skip
+    up.add_argument("--parameter", type=_parameter, action="append", default=[], metavar="KEY=VALUE",
+                    help="a template parameter, as `sam deploy --parameter-overrides KEY=VALUE` gives it (e.g. "
+                    "RestApiDomainName=platform.example.test, RestApiBasePath=api); repeatable")  # fmt: skip
     up.set_defaults(func=cmd_local_up, usage_error=up.error)
 
     logs = sub.add_parser("logs", help="a build's log from CloudWatch Logs (uses AWS directly)")
@@ -399,6 +411,10 @@ def parser() -> argparse.ArgumentParser:
     smoke.add_argument("--timeout", type=_positive, default=600, metavar="SECONDS",
                        help="how long each job may take to its job.finished (default 600)")  # fmt: skip
     smoke.add_argument("--user", default="longrun-smoke", help="the user the token names (default longrun-smoke)")
+    smoke.add_argument("--push", action="store_true",
+                       help="--repo is one you may push to: run git-push (its cloned branch, unchanged)")  # fmt: skip
+    smoke.add_argument("--credentials", metavar="NAME",
+                       help="stored git credentials (of --user) for the clone, pull and push of --repo")  # fmt: skip
     smoke.set_defaults(func=cmd_smoke)
 
     worker = sub.add_parser("worker", help="run a worker").add_subparsers(dest="worker_kind", required=True)
@@ -443,6 +459,10 @@ def parser() -> argparse.ArgumentParser:
     lst.add_argument("--limit", type=int)
     lst.add_argument("--cursor")
     jobs.set_defaults(func=cmd_jobs)
+
+    from longrun.projects_cli import add_parsers as add_project_parsers
+
+    add_project_parsers(sub)  # `projects list|get|delete` and `files get|put` (longrun/projects_cli.py)
     return p
 
 

@@ -15,8 +15,21 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from botocore.exceptions import ClientError
 
-from api import cursor
-from core import aws, config, holdings, jobs, paths, presign, projects, publisher, retries, schemas, submission
+from api import cursor, mapping
+from core import (
+    aws,
+    config,
+    downloads,
+    holdings,
+    jobs,
+    paths,
+    presign,
+    projects,
+    publisher,
+    retries,
+    schemas,
+    submission,
+)
 from core.errors import (
     ApiError,
     Conflict,
@@ -80,6 +93,11 @@ def _body() -> dict[str, Any]:
     return body
 
 
+def _location(job_id: str) -> str:
+    """The job's ``Location``: its path as this client reaches it (stage or base path in front, api.mapping)."""
+    return mapping.public_path(app.current_event.raw_event, f"/jobs/{job_id}")
+
+
 def _header(name: str) -> str | None:
     for key, value in (app.current_event.headers or {}).items():
         if key.lower() == name.lower():
@@ -122,7 +140,7 @@ def start_job() -> Response:
     job = submission.submit(_user(), _body(), _header("Idempotency-Key"))
     append_job_keys(job)  # JobsStarted is counted where every start passes (core.launcher)
     logger.info("job started", extra={"type": job["type"]})
-    return _json(202, _accepted(job), {"Location": f"/jobs/{job['jobId']}"})
+    return _json(202, _accepted(job), {"Location": _location(job["jobId"])})
 
 
 @app.get("/jobs")
@@ -175,10 +193,11 @@ def cancel_job(job_id: str) -> Response:
     except ClientError as e:
         if e.response["Error"]["Code"] != "ExecutionDoesNotExist":
             raise
-    publisher.finish(job, "CANCELLED", error={"code": "Cancelled", "message": "cancelled by the user"})
-    # The project is free for the next job now; a step still running finds the lock gone before it
-    # changes the workspace for good (git) or copies its next batch (sync).
+    # The project is free for the next job now, before job.finished is pushed (a client told may
+    # start its next job at once); a step still running finds the lock gone before it changes the
+    # workspace for good (git) or copies its next batch (sync).
     holdings.give_back(job)
+    publisher.finish(job, "CANCELLED", error={"code": "Cancelled", "message": "cancelled by the user"})
     return _json(202, jobs.view(jobs.get(job["jobId"], consistent=True)))
 
 
@@ -187,7 +206,32 @@ def retry_job(job_id: str) -> Response:
     """Redrive a failed job's execution from the state that failed (see ``core.retries``)."""
     job = retries.retry(_owned_job(job_id))
     logger.info("job retried", extra={"jobId": job["jobId"], "attempt": job.get("attempt")})
-    return _json(202, jobs.view(job), {"Location": f"/jobs/{job['jobId']}"})
+    return _json(202, jobs.view(job), {"Location": _location(job["jobId"])})
+
+
+@app.get("/projects")
+def list_projects() -> Response:
+    """The caller's projects, newest first, paged like ``GET /jobs`` (a cursor is the caller's own)."""
+    user_id = _user()
+    query = app.current_event.query_string_parameters or {}
+    limit_text = query.get("limit", "20")
+    limit = int(limit_text) if _DIGITS.fullmatch(limit_text) and len(limit_text) <= 3 else 0
+    if not 1 <= limit <= 100:
+        problem = {"path": "query.limit", "message": "an integer from 1 to 100"}
+        raise ValidationError("the query is not valid", [problem])
+    start = cursor.decode_projects(query["cursor"], user_id=user_id) if query.get("cursor") else None
+    items, last = projects.query_page(user_id=user_id, limit=limit, start_key=start)
+    return _json(200, {"items": [projects.view(p) for p in items], "nextCursor": cursor.encode(last) if last else None})
+
+
+@app.delete("/projects/<project_id>")
+def delete_project(project_id: str) -> Response:
+    """Start the project's ``delete-project`` job: the same job ``POST /jobs`` starts, answered the same way."""
+    body = {"type": "delete-project", "projectId": _path_id(project_id), "params": {}}
+    job = submission.submit(_user(), body, _header("Idempotency-Key"))
+    append_job_keys(job)
+    logger.info("project deletion started", extra={"type": job["type"]})
+    return _json(202, _accepted(job), {"Location": _location(job["jobId"])})
 
 
 @app.get("/projects/<project_id>")
@@ -223,8 +267,10 @@ def create_upload(project_id: str) -> Response:
         problems.append({"path": "size", "message": f"at most {limit} bytes"})
     if problems:
         raise ValidationError("the upload request is not valid", problems)
-    if projects.get_owned(project_id, user_id) is None:
+    project = projects.get_owned(project_id, user_id)
+    if project is None:
         raise NotFound(f"project {project_id} not found")
+    projects.refuse_if_deleting(project)  # 409 ProjectBusy: no file goes into a project being deleted
     key = f"projects/{project_id}/{path}"
     params: dict[str, Any] = {"Bucket": config.settings().projects_bucket, "Key": key}
     headers: dict[str, str] = {}
@@ -247,6 +293,31 @@ def create_upload(project_id: str) -> Response:
             "expiresAt": signed.expires_at_text,
         },
     )
+
+
+@app.post("/projects/<project_id>/downloads")
+def create_download(project_id: str) -> Response:
+    """A pre-signed S3 GET URL for one file of the project, as S3 holds it (see ``core.downloads``).
+
+    The path is checked as an upload's; a file S3 does not hold is ``404``, as is another user's
+    project. ``size``, ``lastModified`` and ``etag`` describe the object found: what the last upload
+    or ``efs-to-s3`` sync wrote, not the live workspace.
+    """
+    user_id = _user()
+    project_id = _path_id(project_id)
+    path, problems = downloads.checked_request(_body())
+    if problems or path is None:
+        raise ValidationError("the download request is not valid", problems)
+    project = projects.get_owned(project_id, user_id)
+    if project is None:
+        raise NotFound(f"project {project_id} not found")
+    projects.refuse_if_deleting(project)  # 409 ProjectBusy: its files are going, page by page
+    ticket = downloads.ticket(project_id, path)
+    if ticket is None:
+        raise NotFound(
+            f"project {project_id} has no file {path} in S3 (files reach S3 by an upload or an efs-to-s3 sync)"
+        )
+    return _json(200, ticket)
 
 
 # --- errors -------------------------------------------------------------------------------------
@@ -282,4 +353,5 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         userId=authorizer.get("userId") or authorizer.get("principalId"),
         jobId=(event.get("pathParameters") or {}).get("jobId"),
     )
-    return app.resolve(event, context)
+    # Behind a custom domain's mapping the path starts with its base path (api.mapping).
+    return app.resolve(mapping.routed(event), context)

@@ -87,6 +87,8 @@ class Options:
     faults_seed: int = 0
     # The account's Lambda concurrency quota that reserved concurrency is judged against (aws_rules).
     account_concurrency: int = 1000
+    # --parameter KEY=VALUE: template parameters over the local cloud's own (custom domains, ...).
+    parameters: dict[str, str] | None = None
 
 
 class LocalCloud:
@@ -127,7 +129,7 @@ class LocalCloud:
             self.control.runtime = self.runtime
             self.control.faults = self.faults
             self.control.start()
-            translated = translate(o.template, {"StageName": o.stage}, region=o.region)
+            translated = translate(o.template, {"StageName": o.stage, **(o.parameters or {})}, region=o.region)
             self.stack = StackBuilder(
                 translated,
                 stack_name=o.stack_name,
@@ -141,6 +143,7 @@ class LocalCloud:
                     "MaxConcurrentJobsPerUser": str(o.max_jobs_per_user),
                     "BuildWorkerImage": "longrun-local",
                     "BuildHeartbeatTimeoutSeconds": str(o.build_heartbeat_timeout),
+                    **(o.parameters or {}),
                 },
                 data_dir=self.data_dir,
                 websocket_management_base=f"{self.control.url}/@ws",
@@ -368,6 +371,12 @@ class LocalCloud:
         if self.stack.websocket_api is not None:
             ws = self.stack.websocket_api
             aliases.append((f"{ws.endpoint}/{ws.stage}", self.websocket.url))
+        # The custom domains (apigateway/domains.py): the fronts serve their mapped paths on their ports.
+        fronts = [(self.stack.rest_api, "https", self.rest.url.rstrip("/")),
+                  (self.stack.websocket_api, "wss", self.websocket.url.rsplit("/", 1)[0])]  # fmt: skip
+        for spec, scheme, root in fronts:
+            for domain, _ in spec.mappings if spec is not None else ():
+                aliases.append((f"{scheme}://{domain}", root))
         return aliases
 
     def _put_token_secret(self) -> None:

@@ -87,6 +87,24 @@ def test_job_reads_match(local_cloud, finished_job):
     check("DELETE", "/jobs/{jobId}", http(local_cloud, "DELETE", f"/jobs/{job_id}", "olga"))
     check("GET", "/projects/{projectId}", http(local_cloud, "GET", f"/projects/{finished_job['projectId']}", "olga"))
     check("GET", "/projects/{projectId}", http(local_cloud, "GET", f"/projects/{finished_job['projectId']}", "eve"))
+    check("GET", "/projects", http(local_cloud, "GET", "/projects?limit=1", "olga"))
+    check("GET", "/projects", http(local_cloud, "GET", "/projects?limit=0", "olga"))
+    check("GET", "/projects", http(local_cloud, "GET", "/projects?cursor=nope", "olga"))
+    stranger = http(local_cloud, "DELETE", f"/projects/{finished_job['projectId']}", "eve")
+    check("DELETE", "/projects/{projectId}", stranger)
+
+
+def test_delete_project_responses_match(local_cloud):
+    job = start_create_project(local_cloud, "olga")
+    wait_for_status(local_cloud, job["jobId"], "olga")
+    accepted = http(local_cloud, "DELETE", f"/projects/{job['projectId']}", "olga")
+    check("DELETE", "/projects/{projectId}", accepted)
+    assert accepted.status_code == 202
+    # the project is deleting: its page shows it, and an upload URL is refused
+    shown = http(local_cloud, "GET", f"/projects/{job['projectId']}", "olga")
+    check("GET", "/projects/{projectId}", shown)
+    assert wait_for_status(local_cloud, accepted.json()["jobId"], "olga", timeout=90)["status"] == "SUCCEEDED"
+    check("DELETE", "/projects/{projectId}", http(local_cloud, "DELETE", f"/projects/{job['projectId']}", "olga"))
 
 
 def test_checker_rejects_a_wrong_body():

@@ -44,6 +44,7 @@ CASES: dict[str, Callable[[dict[str, str]], list[Call]]] = {
             ("build", {"command": "cat /etc/hostname"}),
             ("git-clone", {"repoUrl": "https://example.com/r.git"}),
             ("git-merge", {"source": "a", "target": "b", "strategy": "merge"}),
+            ("delete-project", {}),
         )
     ],
     "GET /jobs": lambda a: [("GET", f"/jobs?projectId={a['project']}", {})],
@@ -56,9 +57,16 @@ CASES: dict[str, Callable[[dict[str, str]], list[Call]]] = {
         ("GET", f"/jobs/{a['create_job']}/events?after=2", {}),
     ],
     "POST /jobs/{jobId}/retry": lambda a: [("POST", f"/jobs/{a['job']}/retry", {})],
+    "GET /projects": lambda a: [("GET", "/projects", {}), ("GET", "/projects?limit=1", {})],
     "GET /projects/{projectId}": lambda a: [("GET", f"/projects/{a['project']}", {})],
+    "DELETE /projects/{projectId}": lambda a: [("DELETE", f"/projects/{a['project']}", {})],
     "POST /projects/{projectId}/uploads": lambda a: [
         ("POST", f"/projects/{a['project']}/uploads", {"json": {"path": "src/x.txt", "contentType": "text/plain"}})
+    ],
+    "POST /projects/{projectId}/downloads": lambda a: [
+        # A file alice's project holds (the scaffold's), and one it does not: both 404 for bob, alike.
+        ("POST", f"/projects/{a['project']}/downloads", {"json": {"path": "longrun.json"}}),
+        ("POST", f"/projects/{a['project']}/downloads", {"json": {"path": "no-such-file.txt"}}),
     ],
 }
 
@@ -89,7 +97,11 @@ def _bob_tries_everything(cloud: Any, ids: dict[str, str], secret_bits: list[str
             response = http(cloud, method, path, ids["bob"], **extra)
             where = f"bob {method} {path}: {response.status_code} {response.text[:200]}"
             check(method, _template(operation), response)
-            if operation == "GET /jobs":
+            if operation == "GET /projects":
+                # The caller's own projects only: bob has none, so an empty page, whatever alice has.
+                assert response.status_code == 200, where
+                assert response.json() == {"items": [], "nextCursor": None}, where
+            elif operation == "GET /jobs":
                 # The caller's own jobs only: alice's project filters bob's (empty) list, exactly as an
                 # unknown project would, so the answer confirms nothing.
                 assert response.status_code == 200, where

@@ -68,6 +68,11 @@ ALLOWED_TYPES = {
     "AWS::ApiGatewayV2::Authorizer",
     "AWS::ApiGatewayV2::Deployment",
     "AWS::ApiGatewayV2::Stage",
+    # The custom domains: judged at creation (apigateway/domains.py, route53/), mapped paths served.
+    "AWS::ApiGateway::DomainName",
+    "AWS::ApiGatewayV2::DomainName",
+    "AWS::ApiGatewayV2::ApiMapping",
+    "AWS::Route53::RecordSet",
     "AWS::SQS::Queue",
     "AWS::SQS::QueuePolicy",
     "AWS::Events::Rule",
@@ -79,6 +84,12 @@ ALLOWED_TYPES = {
     "AWS::ECS::Service",
     "AWS::ApplicationAutoScaling::ScalableTarget",
     "AWS::ApplicationAutoScaling::ScalingPolicy",
+    # BuildCapacity EC2: judged at creation (aws_rules), inert locally (no instance is launched).
+    "AWS::ECS::CapacityProvider",
+    "AWS::ECS::ClusterCapacityProviderAssociations",
+    "AWS::AutoScaling::AutoScalingGroup",
+    "AWS::EC2::LaunchTemplate",
+    "AWS::IAM::InstanceProfile",
     "AWS::CloudWatch::Alarm",
     # Monitoring (alarms above too): created in the local cloud's CloudWatch and SNS, never evaluated.
     "AWS::CloudWatch::Dashboard",
@@ -86,13 +97,18 @@ ALLOWED_TYPES = {
     "AWS::SNS::Subscription",
 }
 # The intrinsics the local cloud resolves (Conditions may use Equals/Not/And/Or).
-ALLOWED_INTRINSICS = {"Ref", "Fn::GetAtt", "Fn::Sub", "Fn::Join", "Fn::Select", "Fn::If", "Fn::Split", "Fn::GetAZs"}
+ALLOWED_INTRINSICS = {
+    "Ref", "Fn::GetAtt", "Fn::Sub", "Fn::Join", "Fn::Select", "Fn::If", "Fn::Split", "Fn::GetAZs",
+    "Fn::Base64",  # the build instances' UserData
+}  # fmt: skip
 ALLOWED_CONDITION_FUNCTIONS = {"Fn::Equals", "Fn::Not", "Fn::And", "Fn::Or", "Condition", "Ref"}
 
 # Actions that may have Resource "*", each with the reason. Nothing else may.
 RESOURCE_STAR_ALLOWED = {
     # ECS pulls the build worker's image with a registry-wide token.
     "ecr:GetAuthorizationToken": "the registry token has no resource-level permissions",
+    # The ECS agent on a build instance (BuildCapacity EC2) finds its endpoint before it has an instance ARN.
+    "ecs:DiscoverPollEndpoint": "no resource-level permissions (Service Authorization Reference)",
     # CloudWatch Logs vended-log delivery (Step Functions logging): no resource-level permissions.
     "logs:CreateLogDelivery": "vended log delivery has no resource-level permissions",
     "logs:GetLogDelivery": "vended log delivery has no resource-level permissions",

@@ -124,17 +124,21 @@ def _block(text: str, name: str) -> tuple[int, int]:
 
 
 def test_a_statement_pasted_a_third_time_fails(tmp_path: Path) -> None:
+    """GitCredentialsPolicy's statement pasted inline into two functions: three copies with the policy's own."""
     template = _planted_copy(tmp_path)
     text = template.read_text()
-    start, end = _block(text, "GitCloneFunction")
-    credentials = re.search(r"^            - Sid: GitCredentials\n(?:              .*\n)+", text[start:end], re.M)
-    assert credentials, "GitCloneFunction's GitCredentials statement"
-    start, end = _block(text, "SyncAcquireFunction")
-    acquire = text[start:end].replace("          Statement:\n", "          Statement:\n" + credentials.group(0), 1)
-    template.write_text(text[:start] + acquire + text[end:])
+    start, end = _block(text, "GitCredentialsPolicy")
+    credentials = re.search(r"^          - Sid: GitCredentials\n(?:            .*\n)+", text[start:end], re.M)
+    assert credentials, "GitCredentialsPolicy's GitCredentials statement"
+    inline = "".join("  " + line + "\n" for line in credentials.group(0).splitlines())
+    for name in ("SyncAcquireFunction", "SyncListFunction"):
+        text = template.read_text()
+        start, end = _block(text, name)
+        planted = text[start:end].replace("          Statement:\n", "          Statement:\n" + inline, 1)
+        template.write_text(text[:start] + planted + text[end:])
     repeated = repeated_statements(templates(template.parent))
     assert [sorted(where) for where in repeated.values()] == [
-        ["template.yaml:GitCloneFunction", "template.yaml:GitMergeFunction", "template.yaml:SyncAcquireFunction"]
+        ["template.yaml:GitCredentialsPolicy", "template.yaml:SyncAcquireFunction", "template.yaml:SyncListFunction"]
     ]
 
 

@@ -106,7 +106,8 @@ def test_create_project_is_accepted_at_once(aws):
     body = answer.body
     assert set(body) == {"jobId", "type", "projectId", "status", "executionArn", "createdAt", "links"}
     job_id = body["jobId"]
-    assert answer.headers["Location"] == f"/jobs/{job_id}"
+    # The event is the stage URL's (requestContext.path /test/jobs): Location resolves there (api.mapping).
+    assert answer.headers["Location"] == f"/test/jobs/{job_id}"
     assert body["type"] == "create-project"
     assert body["status"] == "RUNNING"
     assert re.fullmatch(r"prj-[0-9a-f]{16}", body["projectId"])
@@ -509,11 +510,13 @@ def test_get_own_project(aws):
         "projectId": "prj-mine",
         "name": "site",
         "template": "web-app",
+        "repoUrl": None,
         "s3Prefix": "projects/prj-mine/",
         "workspace": "/projects/prj-mine",
         "defaultBranch": "main",
         "createdAt": "2025-01-01T00:00:00.000Z",
         "jobId": "job-1",
+        "status": "active",
     }
 
 

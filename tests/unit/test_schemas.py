@@ -364,8 +364,11 @@ def test_operations_and_planned_ones() -> None:
         ("/jobs/{jobId}", "delete"),
         ("/jobs/{jobId}/events", "get"),
         ("/jobs/{jobId}/retry", "post"),
+        ("/projects", "get"),
         ("/projects/{projectId}", "get"),
+        ("/projects/{projectId}", "delete"),
         ("/projects/{projectId}/uploads", "post"),
+        ("/projects/{projectId}/downloads", "post"),
     }
     planned = {(path, method) for path, method, op in operations() if op.get("x-longrun-status") == "planned"}
     assert planned == set()
@@ -374,7 +377,7 @@ def test_operations_and_planned_ones() -> None:
 def test_post_jobs() -> None:
     doc = load(OPENAPI)
     op = doc["paths"]["/jobs"]["post"]
-    assert set(op["responses"]) == {"202", "400", "401", "404", "409", "413", "429"}
+    assert set(op["responses"]) == {"202", "400", "401", "404", "409", "413", "429", "503"}
     assert "Location" in op["responses"]["202"]["headers"]
     key = resolve_local(doc, op["parameters"][0]["$ref"])
     assert (key["name"], key["in"], key["schema"]["minLength"], key["schema"]["maxLength"]) == (
@@ -430,8 +433,11 @@ def test_job_and_responses_examples() -> None:
             "defaultBranch": "main",
             "createdAt": AT,
             "jobId": "a1b2c3",
+            "status": "deleting",
         }
     )
+    component_validator("ProjectList").validate({"items": [], "nextCursor": None})
+    assert not component_validator("ProjectList").is_valid({"items": [{"projectId": "prj-1"}], "nextCursor": None})
     component_validator("UploadTicket").validate(
         {
             "url": "https://b.s3.amazonaws.com/k?X-Amz-Signature=s",

@@ -61,6 +61,10 @@ SCOPED_FUNCTIONS = {
     "SyncListFunction",
     "SyncCopyFunction",
     "SyncFinishFunction",
+    "DeleteProjectMarkFunction",
+    "DeleteProjectObjectsFunction",
+    "DeleteProjectWorkspaceFunction",
+    "DeleteProjectRecordsFunction",
 }
 
 
@@ -298,8 +302,9 @@ def test_only_the_steps_roles_may_assume_the_project_role(resolved: Any, role: d
 
 
 def test_the_api_signs_uploads_as_a_role_that_may_only_write_project_files(resolved: Any, role: dict[str, Any]) -> None:
-    """Upload URLs are signed with an AssumeRole session (core/presign.py: its expiry is known), of a role
-    that only the API may assume and that may only put project files; the API writes none itself."""
+    """Upload and download URLs are signed with an AssumeRole session (core/presign.py: its expiry is known),
+    of a role that only the API may assume and that may only put, get and find project files (never delete);
+    the API writes none itself."""
     resolve, resources = resolved
     signing_arn = resolve({"Fn::GetAtt": ["UploadSigningRole", "Arn"]})
     signing = resolve(resources["UploadSigningRole"]["Properties"])
@@ -308,7 +313,11 @@ def test_the_api_signs_uploads_as_a_role_that_may_only_write_project_files(resol
         {"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": {"AWS": api_role_arn}}
     ]
     granted = [s for p in signing["Policies"] for s in p["PolicyDocument"]["Statement"]]
-    assert [(s["Action"], s["Resource"]) for s in granted] == [(["s3:PutObject"], role["BucketArn"] + "/projects/*")]
+    assert [(s["Action"], s["Resource"], s.get("Condition")) for s in granted] == [
+        (["s3:PutObject"], role["BucketArn"] + "/projects/*", None),
+        (["s3:GetObject"], role["BucketArn"] + "/projects/*", None),
+        (["s3:ListBucket"], role["BucketArn"], {"StringLike": {"s3:prefix": "projects/*"}}),
+    ]
     assert signing["MaxSessionDuration"] == scoped.SESSION_SECONDS  # role chaining: an hour at most
     api = resolve(resources["ApiFunction"]["Properties"])
     assert api["Environment"]["Variables"]["PROJECT_ACCESS_ROLE_ARN"] == signing_arn
@@ -317,6 +326,35 @@ def test_the_api_signs_uploads_as_a_role_that_may_only_write_project_files(resol
     assumable = [s["Resource"] for s in own if "sts:AssumeRole" in s["Action"]]
     assert assumable and all(_arn_like(signing_arn, r) and not _arn_like(role["Arn"], r) for r in assumable)
     assert not any("s3:PutObject" in s["Action"] for s in own)
+
+
+def test_a_signing_session_reaches_its_projects_files_only(resolved: Any, role: dict[str, Any]) -> None:
+    """UploadSigningRole with A's session policy, judged by the evaluator: what a download needs of A
+    (find the key with a prefix listing, get it) and an upload's put are allowed; B's files, deleting,
+    listing outside A and the manifests are not."""
+    resolve, resources = resolved
+    props = resolve(resources["UploadSigningRole"]["Properties"])
+    signing = {**role, "Arn": resolve({"Fn::GetAtt": ["UploadSigningRole", "Arn"]}), "Policies": props["Policies"],
+               "AssumeRolePolicyDocument": props["AssumeRolePolicyDocument"]}  # fmt: skip
+    session = policy_of(role, A)
+    needed = [
+        obj(role, "s3:PutObject", f"projects/{A}/src/app.js"),
+        obj(role, "s3:GetObject", f"projects/{A}/src/app.js"),
+        listing(role, f"projects/{A}/src/app.js"),  # core.downloads: Prefix = the key itself
+    ]
+    assert all(allowed(signing, r, session) for r in needed)
+    refused = [
+        obj(role, "s3:GetObject", f"projects/{B}/src/app.js"),
+        listing(role, f"projects/{B}/src/app.js"),
+        listing(role, f"projects/{A}0/x"),
+        listing(role, "projects/"),
+        listing(role, None),
+        obj(role, "s3:DeleteObject", f"projects/{A}/src/app.js"),
+        obj(role, "s3:GetObject", f"manifests/{A}.json"),
+        obj(role, "s3:GetObject", f"artifacts/{A}/{'0' * 32}/dist/app.js"),
+        items(role, "dynamodb:GetItem", f"project#{A}"),
+    ]
+    assert not [r for r in refused if allowed(signing, r, session)]
 
 
 def _statements(resolve: Any, resources: dict[str, Any], role: str) -> list[dict[str, Any]]:
@@ -503,6 +541,9 @@ def test_a_sync_acts_as_its_project(aws: Any, recorder: Recorder) -> None:
     job_id, project_id = "c" * 32, "prj-" + "c" * 16
     params = {"direction": "s3-to-efs"}
     aws.put_job(job_id, type="sync", projectId=project_id, params=params)
+    # The project exists: a sync of a deleted one stops at Acquire (ProjectGone).
+    record = {"pk": f"project#{project_id}", "projectId": project_id, "userId": "alice"}
+    aws.table("PROJECTS_TABLE").put_item(Item=record)
     for name in ("index.html", "src/app.js"):
         aws.client("s3").put_object(Bucket=aws.bucket, Key=f"projects/{project_id}/{name}", Body=name.encode())
     recorder.requests.clear()  # the uploads above were the test's, not the steps'

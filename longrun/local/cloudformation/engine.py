@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from longrun.local import aws_rules
 from longrun.local.cloudformation.intrinsics import Resolver, Unsupported
 from longrun.local.cloudformation.template import Translated
+from longrun.local.refusals import AwsRefused
 
 if TYPE_CHECKING:
     from longrun.local.apigateway.resources import RestApiSpec, WebSocketApiSpec
@@ -48,9 +49,12 @@ RESOURCE_MODULES = (
     "longrun.local.cloudwatch.resources",
     "longrun.local.efs.resources",
     "longrun.local.ec2.resources",
+    "longrun.local.autoscaling.resources",
     "longrun.local.awslambda.resources",
     "longrun.local.ecs.resources",
     "longrun.local.apigateway.resources",
+    "longrun.local.apigateway.domains",
+    "longrun.local.route53.resources",
 )
 
 
@@ -109,6 +113,9 @@ def catalogue() -> Catalogue:
             types[kind.name] = kind
         steps.extend(module.STEPS)
     return Catalogue(types, tuple(sorted(steps, key=lambda step: step.order)))
+
+
+RULES = "https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/rules-section-structure.html"
 
 
 def short_id(*parts: str, length: int = 10) -> str:
@@ -204,10 +211,27 @@ class StackBuilder:
                 value = spec["Default"]
             else:
                 raise CannotEmulate(f"parameter {name} has no default; give it a value")
+            # CloudFormation refuses a value outside its parameter's constraints before it creates anything.
+            aws_rules.template_parameter(name, spec, value)
             if str(spec.get("Type", "")).startswith("List<") or spec.get("Type") == "CommaDelimitedList":
                 value = value if isinstance(value, list) else [v for v in str(value).split(",") if v]
             params[name] = value
         return params
+
+    def _check_rules(self) -> None:
+        """The template's Rules, as CloudFormation checks them before it creates anything.
+
+        A rule whose ``RuleCondition`` holds (or that has none) must see each ``Assert`` hold; else the
+        stack is refused with its ``AssertDescription``
+        (https://docs.aws.amazon.com/AWSCloudFormation/latest/UserGuide/rules-section-structure.html).
+        """
+        for name, rule in (self.t.template.get("Rules") or {}).items():
+            if "RuleCondition" in rule and not self.resolver.resolve(rule["RuleCondition"]):
+                continue
+            for assertion in rule.get("Assertions") or []:
+                if not self.resolver.resolve(assertion["Assert"]):
+                    raise AwsRefused(f"Rules.{name}", "a rule's assertion fails",
+                                     str(assertion.get("AssertDescription", "")), doc=RULES)  # fmt: skip
 
     def props(self, logical_id: str) -> dict[str, Any]:
         """The resource's properties as written (intrinsics unresolved)."""
@@ -244,6 +268,7 @@ class StackBuilder:
     # --- creation -----------------------------------------------------------------------------
 
     def build(self) -> Stack:
+        self._check_rules()
         by_type: dict[str, list[str]] = {}
         for logical_id, resource in self.resources.items():
             if "Condition" in resource and not self.resolver.condition(resource["Condition"]):
