@@ -27,6 +27,7 @@ def test_success_path_visits_every_step_once(workflow):
     assert workflow.wait(started["executionArn"]) == "SUCCEEDED"
     assert workflow.states_entered(started["executionArn"]) == [
         "ReserveName",
+        "StartingPoint",
         "WriteScaffold",
         "InitRepository",
         "RecordProject",
@@ -45,6 +46,7 @@ def test_failing_step_is_undone_and_reported_failed(workflow):
     assert workflow.wait(started["executionArn"]) == "FAILED"
     assert workflow.states_entered(started["executionArn"]) == [
         "ReserveName",
+        "StartingPoint",
         "WriteScaffold",
         "UndoCreateProject",
         "NotifyFailure",

@@ -195,7 +195,12 @@ def test_nested_structures_resolve_throughout(resolver):
     assert resolver.resolve(value) == {"Env": {"Variables": {"T": "unit-Table-ABC", "N": 3, "L": ["test!"]}}}
 
 
-@pytest.mark.parametrize("function", ["Fn::FindInMap", "Fn::ImportValue", "Fn::Base64", "Fn::Cidr"])
+def test_base64_encodes_what_it_resolves(resolver):
+    """Fn::Base64 (a launch template's UserData) encodes the resolved string, as CloudFormation does."""
+    assert resolver.resolve({"Fn::Base64": {"Fn::Sub": "${StageName}\n"}}) == "dGVzdAo="
+
+
+@pytest.mark.parametrize("function", ["Fn::FindInMap", "Fn::ImportValue", "Fn::Cidr"])
 def test_unsupported_functions_are_refused_loudly(resolver, function):
     with pytest.raises(Unsupported, match=function):
         resolver.resolve({function: ["a", "b"]})

@@ -18,7 +18,7 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from longrun.local import patches
+from longrun.local.s3 import patches as s3_patches
 from longrun.local.aws_server import LocalAwsApp
 
 BUCKET = "put-bodies"
@@ -41,18 +41,25 @@ BODY = b"a=1&b=2+3%20x&&==\x00\xff\xfe\r\n------WebKitFormBoundary7MA4YWxkTrZu0g
 
 @pytest.fixture(scope="module")
 def endpoint() -> Iterator[str]:
+    from moto.core.request import Request
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, MotoRequestHandler, create_backend_app
     from werkzeug.serving import make_server
 
-    patches.install()
-    app = LocalAwsApp(DomainDispatcherApplication(create_backend_app), "http://127.0.0.1:9", None)
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_port}"
-    _s3(url).create_bucket(Bucket=BUCKET)
-    yield url
-    server.shutdown()
-    server.server_close()
+    # Only the S3 patch, and only for this module: the other tests in this process run moto as it is
+    # (tests/local/stepfunctions/test_patches.py proves a gap of moto alone).
+    with pytest.MonkeyPatch.context() as restored:
+        for target, name in ((Request, "want_form_data_parsed"), (DomainDispatcherApplication, "_get_body")):
+            restored.setattr(target, name, getattr(target, name))  # recorded, to be put back after
+        (patch,) = s3_patches.PATCHES
+        patch.apply()
+        app = LocalAwsApp(DomainDispatcherApplication(create_backend_app), "http://127.0.0.1:9", None)
+        server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=MotoRequestHandler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        url = f"http://127.0.0.1:{server.server_port}"
+        _s3(url).create_bucket(Bucket=BUCKET)
+        yield url
+        server.shutdown()
+        server.server_close()
 
 
 def _s3(endpoint: str) -> Any:
