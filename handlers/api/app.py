@@ -256,12 +256,7 @@ def create_upload(project_id: str) -> Response:
     project_id = _path_id(project_id)
     body = _body()
     problems = schemas.violations("upload-request.json", body)
-    path = None
-    if not any(p["path"] == "path" for p in problems):
-        try:
-            path = paths.check_relative_path(body.get("path"))
-        except paths.PathError as e:
-            problems.append({"path": "path", "message": e.message})
+    path = paths.checked_path(body, problems)
     limit = config.upload_max_bytes()
     if isinstance(body.get("size"), int) and body["size"] > limit:
         problems.append({"path": "size", "message": f"at most {limit} bytes"})

@@ -48,13 +48,7 @@ class StoredFile:
 def checked_request(body: dict[str, Any]) -> tuple[str | None, list[dict[str, str]]]:
     """The request's checked path (NFC), and every problem with the body (schema, then path rules)."""
     problems = schemas.violations("download-request.json", body)
-    path = None
-    if not any(p["path"] == "path" for p in problems):
-        try:
-            path = paths.check_relative_path(body.get("path"))
-        except paths.PathError as e:
-            problems.append({"path": "path", "message": e.message})
-    return path, problems
+    return paths.checked_path(body, problems), problems
 
 
 def stored_file(project_id: str, key: str) -> StoredFile | None:

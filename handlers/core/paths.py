@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from typing import Any
 
 MAX_PATH_BYTES = 900  # S3 keys cap at 1024 UTF-8 bytes, and "projects/<projectId>/" comes first
 MAX_SEGMENT_BYTES = 255  # NAME_MAX of Linux file systems, EFS included
@@ -53,6 +54,21 @@ def check_relative_path(value: object, field: str = "path") -> str:
     for index, segment in enumerate(path.split("/"), start=1):
         _check_segment(segment, index, field)
     return path
+
+
+def checked_path(body: dict[str, Any], problems: list[dict[str, str]]) -> str | None:
+    """``body["path"]`` checked (NFC), or None with its problem added to ``problems`` (the body's schema violations).
+
+    A request body's path is checked after its schema: when the schema flagged ``path`` already (missing,
+    not a string, too long), that one problem is reported, not a second one for the same field.
+    """
+    if any(p["path"] == "path" for p in problems):
+        return None
+    try:
+        return check_relative_path(body.get("path"))
+    except PathError as e:
+        problems.append({"path": "path", "message": e.message})
+        return None
 
 
 def relative_key(key: str, prefix: str) -> str | None:

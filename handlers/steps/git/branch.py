@@ -16,8 +16,6 @@ creates it on the origin.
 from __future__ import annotations
 
 import re
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -27,8 +25,7 @@ from core.observability import logger, tracer
 from core.steps import job_step
 from steps.git import flow, runner
 from steps.git.errors import BranchExists, BranchNotFound, WorkspaceNotClean
-from steps.git.repo import Repo
-from steps.project.workspace import workspace_dir
+from steps.git.repo import Repo, workspace_repo
 
 SAFETY_MARGIN_SECONDS = 15
 _COMMIT_ID = re.compile(r"^[0-9a-f]{7,64}$")
@@ -82,13 +79,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     params, project_id, job_id = event["params"], event["projectId"], event["jobId"]
     branch, base, branch_only = plan(params)
     locks.hold(project_id, job_id, "git-branch")
-    repo = workspace_dir(project_id)
-    # Builds write the workspace: nothing in its .git may make git run a command or look elsewhere.
-    dropped = runner.sanitize_config(repo)
-    if dropped:
-        logger.warning("dropped unsafe keys from the workspace's .git/config", extra={"keys": dropped[:50]})
-    with tempfile.TemporaryDirectory(prefix="longrun-git-") as home:
-        git = Repo(repo, Path(home), context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS)
+    with workspace_repo(project_id, context, margin=SAFETY_MARGIN_SECONDS) as git:
         try:  # git's own rule as well as ours (core.git_input), on the full ref name
             git("check-ref-format", f"refs/heads/{branch}")
         except runner.GitFailed:

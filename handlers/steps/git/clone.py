@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -53,36 +54,24 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         if throttle.admit(progress):
             publisher.step_detail(event, "clone", {"phase": progress.phase, "percent": progress.percent})
 
-    args = ["clone", "--progress", "--no-recurse-submodules"]
+    options: list[str] = []
     if params.get("depth"):
         # --depth implies --single-branch; every branch is wanted here, each one shallow.
-        args += ["--depth", str(int(params["depth"])), "--no-single-branch"]
+        options += ["--depth", str(int(params["depth"])), "--no-single-branch"]
     if ref:
-        args += ["--branch", ref]
+        options += ["--branch", ref]
     with tempfile.TemporaryDirectory(prefix="longrun-git-") as home:
-        askpass, secrets = (None, {})
-        if params.get("credentials"):
-            askpass, secrets = askpass_for(event["userId"], params["credentials"], Path(home))
-        limit = context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS
-        try:
-            runner.run(
-                [*args, "--", url.url, str(staging)],
-                workspace.parent,
-                home=Path(home),
-                timeout=limit,
-                allow_http=url.scheme == "http",
-                askpass=askpass,
-                extra_env=secrets,
-                on_progress=report,
-            )
-        except runner.GitTimedOut:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise RepositoryTooLarge(
-                f"the clone did not finish within {limit:.0f} s; the workspace is unchanged"
-            ) from None
-        except Exception:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        clone_into(
+            staging,
+            url,
+            options,
+            event=event,
+            home=Path(home),
+            context=context,
+            margin=SAFETY_MARGIN_SECONDS,
+            on_progress=report,
+            note="the workspace is unchanged",
+        )
         commit = runner.run(["rev-parse", "HEAD"], staging, home=Path(home), timeout=30)
         branch = runner.run(["branch", "--show-current"], staging, home=Path(home), timeout=30) or None
         branches = track_remote_branches(staging, Path(home))
@@ -108,6 +97,50 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         "ref": ref,
         "workspace": workspace_name(project_id),
     }
+
+
+def clone_into(
+    staging: Path,
+    url: git_input.RepoUrl,
+    options: Sequence[str],
+    *,
+    event: dict[str, Any],
+    home: Path,
+    context: LambdaContext,
+    margin: float,
+    on_progress: Callable[[runner.Progress], None],
+    note: str = "",
+) -> None:
+    """``git clone`` ``url`` (checked and resolved already) into ``staging``, which git makes; gone again if it fails.
+
+    git-clone and create-project's clone-repository clone the same way, so that both keep git-clone's
+    rules: credentials only from SSM through ``GIT_ASKPASS`` (the job's ``params.credentials``, of its
+    ``userId``), HTTP only for a URL that is ``http``, no submodules, and a clone bounded by what is
+    left of the Lambda's time less ``margin``. A clone that runs out of time is ``RepositoryTooLarge``
+    (``note``, if any, ends its message); any failure removes ``staging``, so nothing half-cloned stays around.
+    """
+    askpass, secrets = (None, {})
+    if event["params"].get("credentials"):
+        askpass, secrets = askpass_for(event["userId"], event["params"]["credentials"], home)
+    limit = context.get_remaining_time_in_millis() / 1000 - margin
+    try:
+        runner.run(
+            ["clone", "--progress", "--no-recurse-submodules", *options, "--", url.url, str(staging)],
+            staging.parent,
+            home=home,
+            timeout=limit,
+            allow_http=url.scheme == "http",
+            askpass=askpass,
+            extra_env=secrets,
+            on_progress=on_progress,
+        )
+    except runner.GitTimedOut:
+        shutil.rmtree(staging, ignore_errors=True)
+        message = f"the clone did not finish within {limit:.0f} s" + (f"; {note}" if note else "")
+        raise RepositoryTooLarge(message) from None
+    except Exception:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def track_remote_branches(repo: Path, home: Path) -> list[str]:

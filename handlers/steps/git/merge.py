@@ -15,8 +15,6 @@ it aborts the merge and puts every branch, tag and the working tree back, then f
 from __future__ import annotations
 
 import contextlib
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -26,24 +24,10 @@ from core.observability import logger, tracer
 from core.steps import job_step
 from steps.git import flow, remote, runner
 from steps.git.errors import BranchNotFound, MergeConflict, NotFastForward, WorkspaceNotClean
-from steps.project.workspace import workspace_dir
+from steps.git.repo import Repo, workspace_repo
 
 
-class _Git:
-    def __init__(self, repo: Path, home: Path, timeout: float) -> None:
-        self.repo, self.home, self.timeout = repo, home, timeout
-
-    def __call__(self, *args: str, **kwargs: Any) -> str:
-        return runner.run(list(args), self.repo, home=self.home, timeout=self.timeout, **kwargs)
-
-    def head_of(self, branch: str) -> str | None:
-        try:
-            return self("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}")
-        except runner.GitFailed:
-            return None
-
-
-def _merge(git: _Git, source: str, target: str, strategy: str, message: str) -> None:
+def _merge(git: Repo, source: str, target: str, strategy: str, message: str) -> None:
     git("checkout", "--quiet", target, "--")
     try:
         if strategy == "ff-only":
@@ -54,7 +38,7 @@ def _merge(git: _Git, source: str, target: str, strategy: str, message: str) -> 
         else:
             git("merge", "--no-ff", "--quiet", "-m", message, "--", source)
     except runner.GitFailed as e:
-        conflicted = git("diff", "--name-only", "--diff-filter=U").splitlines()
+        conflicted = git.conflicted()
         if conflicted:
             raise MergeConflict(
                 f"merging {source} into {target} conflicts in {len(conflicted)} path(s)",
@@ -70,7 +54,6 @@ def _merge(git: _Git, source: str, target: str, strategy: str, message: str) -> 
 @job_step("merge", summary=lambda r: {"commit": r["commit"], "target": r["target"]})
 def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     params = event["params"]
-    repo = workspace_dir(event["projectId"])
     if params.get("flow"):
         kind = flow.kind_of(params["flow"])  # the branch names and bases git-branch's starts use too
         source, target, tags, name = kind.branch(params["name"]), kind.finishes_into, kind.tags, params["name"]
@@ -81,13 +64,8 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     for ref in {source, target, *(t for _, t, _ in plan)}:
         git_input.check_ref(ref)
     locks.hold(event["projectId"], event["jobId"], "git-merge")
-    # Builds write the workspace: nothing in its .git may make git run a command or look elsewhere.
-    dropped = runner.sanitize_config(repo)
-    if dropped:
-        logger.warning("dropped unsafe keys from the workspace's .git/config", extra={"keys": dropped[:50]})
 
-    with tempfile.TemporaryDirectory(prefix="longrun-git-") as home:
-        git = _Git(repo, Path(home), context.get_remaining_time_in_millis() / 1000 - 15)
+    with workspace_repo(event["projectId"], context) as git:
         if git("status", "--porcelain", "--untracked-files=no"):
             raise WorkspaceNotClean("the workspace has uncommitted changes")
         branches = {b for pair in plan for b in pair[:2]}
@@ -118,7 +96,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     return {"commit": commit, "target": target, "tag": name if tags else None}
 
 
-def _restore(git: _Git, before: dict[str, str | None], original: str, tag: str | None) -> None:
+def _restore(git: Repo, before: dict[str, str | None], original: str, tag: str | None) -> None:
     """Put the workspace back as it was: no merge in progress, every branch where it pointed."""
     for undo in (("merge", "--abort"), ("reset", "--quiet", "--merge")):
         with contextlib.suppress(runner.GitFailed):
@@ -133,7 +111,7 @@ def _restore(git: _Git, before: dict[str, str | None], original: str, tag: str |
             git("tag", "--delete", "--", tag)
 
 
-def _push(git: _Git, event: dict[str, Any], branches: list[str], tag: str | None) -> None:
+def _push(git: Repo, event: dict[str, Any], branches: list[str], tag: str | None) -> None:
     """Push the merged branches (and the tag) as git-push does (:func:`steps.git.remote.push`): never by force."""
     refs = [f"refs/heads/{b}" for b in branches] + ([f"refs/tags/{tag}"] if tag else [])
     remote.push(git, event["userId"], event["params"].get("credentials"), refs)

@@ -16,20 +16,19 @@ remote-tracking ``origin/*`` refs show what the origin holds, as ``git pull`` le
 from __future__ import annotations
 
 import contextlib
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core import config, git_input, locks, publisher
+from core import git_input, locks, publisher
 from core.observability import logger, tracer
 from core.steps import job_step
 from steps.git import runner
 from steps.git.credentials import askpass_for
-from steps.git.errors import BranchNotFound, MergeConflict, NoOrigin, NotFastForward, WorkspaceNotClean
-from steps.git.hosts import check_resolved
-from steps.project.workspace import workspace_dir
+from steps.git.errors import BranchNotFound, MergeConflict, NotFastForward, WorkspaceNotClean
+from steps.git.errors import NoOrigin as NoOrigin  # what origin() raises, named pull.NoOrigin as before
+from steps.git.origin import origin
+from steps.git.repo import Repo, workspace_repo
 
 # Fetched into the remote-tracking refs whatever the workspace's remote.origin.fetch says (the fetch
 # names the URL, so git reads no remote's refspec): a build could have pointed that refspec at
@@ -38,56 +37,16 @@ REFSPEC = "+refs/heads/*:refs/remotes/origin/*"
 SAFETY_MARGIN_SECONDS = 15  # left to put the workspace back before the function's own timeout
 
 
-class _Git:
-    def __init__(self, repo: Path, home: Path, timeout: float) -> None:
-        self.repo, self.home, self.timeout = repo, home, timeout
-
-    def __call__(self, *args: str, **kwargs: Any) -> str:
-        return runner.run(list(args), self.repo, home=self.home, timeout=self.timeout, **kwargs)
-
-    def commit_of(self, ref: str) -> str | None:
-        try:
-            return self("rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}")
-        except runner.GitFailed:
-            return None
-
-    def is_ancestor(self, older: str, newer: str) -> bool:
-        try:
-            self("merge-base", "--is-ancestor", older, newer)
-            return True
-        except runner.GitFailed:
-            return False
-
-    def conflicted(self) -> list[str]:
-        return self("diff", "--name-only", "--diff-filter=U").splitlines()
-
-
-def _origin(git: _Git) -> git_input.RepoUrl:
-    try:
-        remote = git("config", "--get", "remote.origin.url")
-    except runner.GitFailed:
-        remote = ""
-    if not remote:
-        raise NoOrigin("the workspace has no origin remote: clone a repository into it first (git-clone)")
-    allowed = config.git_private_hosts()
-    url = git_input.check_repo_url(remote, allowed, "origin")
-    check_resolved(url, allowed)
-    return url
-
-
-def _target(git: _Git, params: dict[str, Any]) -> tuple[str, str | None]:
+def _target(git: Repo, params: dict[str, Any]) -> tuple[str, str | None]:
     """The branch to update, and the branch HEAD is on (None when detached)."""
-    try:
-        current: str | None = git("symbolic-ref", "--quiet", "--short", "HEAD")
-    except runner.GitFailed:
-        current = None
+    current = git.current_branch()
     branch = params.get("branch") or current
     if not branch:
         raise BranchNotFound("HEAD is detached: name the branch to pull in params.branch")
     return git_input.check_ref(branch, "params.branch"), current
 
 
-def _integrate(git: _Git, branch: str, current: str | None, strategy: str, local: str, theirs: str) -> None:
+def _integrate(git: Repo, branch: str, current: str | None, strategy: str, local: str, theirs: str) -> None:
     """Move ``branch`` to include ``theirs`` by ``strategy``; raises before or after a half-done change."""
     upstream = f"refs/remotes/origin/{branch}"
     if strategy == "ff-only" or git.is_ancestor(local, theirs):
@@ -114,7 +73,7 @@ def _integrate(git: _Git, branch: str, current: str | None, strategy: str, local
         raise
 
 
-def _restore(git: _Git, branch: str, local: str, current: str | None, head: str) -> None:
+def _restore(git: Repo, branch: str, local: str, current: str | None, head: str) -> None:
     """Put the workspace back as it was: no merge or rebase in progress, the branch and HEAD where they were."""
     for undo in (("rebase", "--abort"), ("merge", "--abort")):
         with contextlib.suppress(runner.GitFailed):
@@ -136,20 +95,14 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if params.get("branch"):
         git_input.check_ref(params["branch"], "params.branch")
     locks.hold(project_id, job_id, "git-pull")
-    repo = workspace_dir(project_id)
-    # Builds write the workspace: nothing in its .git may make git run a command or look elsewhere.
-    dropped = runner.sanitize_config(repo)
-    if dropped:
-        logger.warning("dropped unsafe keys from the workspace's .git/config", extra={"keys": dropped[:50]})
     throttle = runner.Throttle(per_second=2)
 
     def report(progress: runner.Progress) -> None:
         if throttle.admit(progress):
             publisher.step_detail(event, "pull", {"phase": progress.phase, "percent": progress.percent})
 
-    with tempfile.TemporaryDirectory(prefix="longrun-git-") as home:
-        git = _Git(repo, Path(home), context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS)
-        url = _origin(git)
+    with workspace_repo(project_id, context, margin=SAFETY_MARGIN_SECONDS) as git:
+        url = origin(git)
         branch, current = _target(git, params)
         if git("status", "--porcelain", "--untracked-files=no"):
             raise WorkspaceNotClean("the workspace has uncommitted changes")
@@ -159,7 +112,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         head = git("rev-parse", "HEAD")
         askpass, secrets = None, {}
         if params.get("credentials"):
-            askpass, secrets = askpass_for(event["userId"], params["credentials"], Path(home))
+            askpass, secrets = askpass_for(event["userId"], params["credentials"], git.home)
         # By its checked URL, not the remote's name: then no remote.origin.* setting takes part.
         git("fetch", "--progress", "--no-recurse-submodules", "--prune", "--", url.url, REFSPEC,
             allow_http=url.scheme == "http", askpass=askpass, extra_env=secrets, on_progress=report)  # fmt: skip

@@ -10,8 +10,6 @@ pushed, as ``git push`` does.
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -19,10 +17,9 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from core import git_input, locks
 from core.observability import logger, tracer
 from core.steps import job_step
-from steps.git import remote, runner
+from steps.git import remote
 from steps.git.errors import BranchNotFound
-from steps.git.repo import Repo
-from steps.project.workspace import workspace_dir
+from steps.git.repo import Repo, workspace_repo
 
 SAFETY_MARGIN_SECONDS = 15  # left to report before the function's own timeout
 MAX_LISTED = 100  # refs listed in the result; pushedCount counts them all
@@ -51,14 +48,9 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     for i, branch in enumerate(params.get("branches") or []):
         git_input.check_ref(branch, f"params.branches[{i}]")
     locks.hold(project_id, job_id, "git-push")
-    repo = workspace_dir(project_id)
-    # Builds write the workspace: nothing in its .git may make git run a command, look elsewhere or
-    # push more than asked (remote.origin.push, push.* are dropped with the rest).
-    dropped = runner.sanitize_config(repo)
-    if dropped:
-        logger.warning("dropped unsafe keys from the workspace's .git/config", extra={"keys": dropped[:50]})
-    with tempfile.TemporaryDirectory(prefix="longrun-git-") as home:
-        git = Repo(repo, Path(home), context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS)
+    # The sanitized .git/config also keeps git from pushing more than asked (remote.origin.push and
+    # push.* are dropped with the rest).
+    with workspace_repo(project_id, context, margin=SAFETY_MARGIN_SECONDS) as git:
         branches = _branches(git, params)
         locks.check_held(project_id, job_id)
         refs = remote.push(

@@ -3,8 +3,8 @@
 git-push and git-merge's ``push`` share this. The origin is the workspace's ``origin`` remote, held
 to git-clone's rules: a build may have rewritten ``.git/config`` (the step sanitizes it first), so
 the URL is checked again as if a user had typed it, and its host must not resolve into a private
-range unless the deployment lists it (``GitPrivateHosts``). Credentials come from SSM through
-``GIT_ASKPASS`` (:mod:`steps.git.credentials`).
+range unless the deployment lists it (``GitPrivateHosts``), as :func:`steps.git.origin.origin`
+checks. Credentials come from SSM through ``GIT_ASKPASS`` (:mod:`steps.git.credentials`).
 
 A push names every ref as ``refs/…:refs/…`` without a leading ``+`` and never passes ``--force``:
 the origin takes only fast-forwards, and a ref it refuses ends the job ``PushRejected`` with each
@@ -18,11 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from core import config, git_input
 from steps.git import runner
 from steps.git.credentials import askpass_for
-from steps.git.errors import NoOrigin, PushRejected
-from steps.git.hosts import check_resolved
+from steps.git.errors import PushRejected
+from steps.git.origin import origin
 from steps.git.repo import GitIn
 
 # git push --porcelain's flags (https://git-scm.com/docs/git-push#_output).
@@ -56,20 +55,6 @@ def parse_porcelain(output: str) -> list[RefStatus]:
         source, _, ref = parts[1].partition(":")
         statuses.append(RefStatus(_FLAGS[parts[0]], source, ref, parts[2]))
     return statuses
-
-
-def origin(git: GitIn) -> git_input.RepoUrl:
-    """The workspace's ``origin``, checked as a user's URL and resolved; ``NoOrigin`` if there is none."""
-    try:
-        remote = git("config", "--get", "remote.origin.url")
-    except runner.GitFailed:
-        remote = ""
-    if not remote:
-        raise NoOrigin("the workspace has no origin remote: clone a repository into it first (git-clone)")
-    allowed = config.git_private_hosts()
-    url = git_input.check_repo_url(remote, allowed, "origin")
-    check_resolved(url, allowed)
-    return url
 
 
 def push(

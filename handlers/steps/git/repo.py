@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from core.observability import logger
 from steps.git import runner
+from steps.project.workspace import workspace_dir
+
+SAFETY_MARGIN_SECONDS = 15  # left before the function's own timeout, to clean up or put the workspace back
 
 
 class GitIn(Protocol):
@@ -32,9 +41,45 @@ class Repo:
         except runner.GitFailed:
             return None
 
+    def head_of(self, branch: str) -> str | None:
+        """What ``refs/heads/<branch>`` holds, not peeled, or None: the value to put back when undoing a change."""
+        try:
+            return self("rev-parse", "--verify", "--quiet", "--end-of-options", f"refs/heads/{branch}") or None
+        except runner.GitFailed:
+            return None
+
     def current_branch(self) -> str | None:
         """The branch HEAD is on, None when it is detached."""
         try:
             return self("symbolic-ref", "--quiet", "--short", "HEAD") or None
         except runner.GitFailed:
             return None
+
+    def is_ancestor(self, older: str, newer: str) -> bool:
+        """True if ``older`` is ``newer`` or one of its ancestors: whether a fast-forward would do."""
+        try:
+            self("merge-base", "--is-ancestor", older, newer)
+            return True
+        except runner.GitFailed:
+            return False
+
+    def conflicted(self) -> list[str]:
+        """The paths a failed merge or rebase left unmerged: what a ``MergeConflict`` reports."""
+        return self("diff", "--name-only", "--diff-filter=U").splitlines()
+
+
+@contextlib.contextmanager
+def workspace_repo(project_id: str, context: LambdaContext, margin: float = SAFETY_MARGIN_SECONDS) -> Iterator[Repo]:
+    """The project's workspace as a :class:`Repo`, its ``.git/config`` sanitized, with a private HOME for the block.
+
+    Builds write the workspace: nothing in its ``.git`` may make git run a command or look elsewhere,
+    so the unsafe keys are dropped (and logged) before any git runs there. The HOME is a fresh
+    temporary directory (no user's or build's git config takes part; askpass scripts go there),
+    removed when the block ends. git may run until ``margin`` seconds before the function's timeout.
+    """
+    path = workspace_dir(project_id)
+    dropped = runner.sanitize_config(path)
+    if dropped:
+        logger.warning("dropped unsafe keys from the workspace's .git/config", extra={"keys": dropped[:50]})
+    with tempfile.TemporaryDirectory(prefix="longrun-git-") as home:
+        yield Repo(path, Path(home), context.get_remaining_time_in_millis() / 1000 - margin)

@@ -22,9 +22,7 @@ from core import config, git_input, publisher
 from core.observability import logger, tracer
 from core.steps import job_step
 from steps.git import runner
-from steps.git.clone import track_remote_branches
-from steps.git.credentials import askpass_for
-from steps.git.errors import RepositoryTooLarge
+from steps.git.clone import clone_into, track_remote_branches
 from steps.git.hosts import check_resolved
 from steps.project.errors import WorkspaceExists
 from steps.project.workspace import staging_dir, workspace_dir, workspace_name
@@ -80,27 +78,16 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
             if throttle.admit(progress):
                 publisher.step_detail(event, "clone-repository", {"phase": progress.phase, "percent": progress.percent})
 
-        askpass, secrets = (None, {})
-        if params.get("credentials"):
-            askpass, secrets = askpass_for(event["userId"], params["credentials"], Path(home))
-        limit = context.get_remaining_time_in_millis() / 1000 - SAFETY_MARGIN_SECONDS
-        try:
-            runner.run(
-                ["clone", "--progress", "--no-recurse-submodules", "--", url.url, str(staging)],
-                staging.parent,
-                home=Path(home),
-                timeout=limit,
-                allow_http=url.scheme == "http",
-                askpass=askpass,
-                extra_env=secrets,
-                on_progress=report,
-            )
-        except runner.GitTimedOut:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise RepositoryTooLarge(f"the clone did not finish within {limit:.0f} s") from None
-        except Exception:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
+        clone_into(
+            staging,
+            url,
+            [],
+            event=event,
+            home=Path(home),
+            context=context,
+            margin=SAFETY_MARGIN_SECONDS,
+            on_progress=report,
+        )
         track_remote_branches(staging, Path(home))
         (staging / ".git" / MARKER).write_text(job_id + "\n")
         staging.chmod(0o700)  # a workspace is its project's alone (see workers/build/sandbox.py)

@@ -18,8 +18,8 @@ import boto3
 import pytest
 from botocore.config import Config
 
-from longrun.local.s3 import patches as s3_patches
 from longrun.local.aws_server import LocalAwsApp
+from longrun.local.s3 import patches as s3_patches
 
 BUCKET = "put-bodies"
 # What a browser or an HTTP library sends by default for a bare body (None: no Content-Type at all).
