@@ -164,16 +164,30 @@ def events_after(job_id: str, after: int) -> list[dict[str, Any]]:
         kwargs["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def last_event(job_id: str) -> dict[str, Any] | None:
-    page = aws.table(settings().job_events_table).query(
-        KeyConditionExpression="jobId = :j",
-        ExpressionAttributeValues={":j": job_id},
-        ScanIndexForward=False,
-        Limit=1,
-        ConsistentRead=True,
-    )
-    items = page.get("Items", [])
-    return json.loads(items[0]["body"]) if items else None
+def finished_event(job_id: str) -> dict[str, Any] | None:
+    """The job's latest ``job.finished``, searched from its newest event back; None if it has none.
+
+    Not always the job's last event: a retry that Step Functions refused tells its ``retry``
+    ``FAILED`` after the job is closed again, and an older ``job.finished`` is kept by a job that a
+    retry reopened (callers check the job's status first).
+    """
+    query: dict[str, Any] = {
+        "KeyConditionExpression": "jobId = :j",
+        "ExpressionAttributeValues": {":j": job_id},
+        "ScanIndexForward": False,
+        "Limit": 25,
+        "ConsistentRead": True,
+    }
+    table = aws.table(settings().job_events_table)
+    while True:
+        page = table.query(**query)
+        for item in page.get("Items", []):
+            event = json.loads(item["body"])
+            if event.get("type") == "job.finished":
+                return event
+        if "LastEvaluatedKey" not in page:
+            return None
+        query["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
 def progress(
@@ -183,12 +197,13 @@ def progress(
     detail: dict[str, Any] | None = None,
     after_seq: int | None = None,
     *,
-    while_running: bool = False,
+    while_running: bool = True,
 ) -> dict[str, Any] | None:
     """Publish ``job.progress`` for ``step`` and record the step's state on the job, atomically.
 
     ``STARTED`` writes the step's whole entry; later statuses update it in place, so the step keeps
-    its ``startedAt`` without a read.
+    its ``startedAt`` without a read. Only while the job is ``RUNNING``: a step still running when
+    the user cancelled the job tells nothing after its ``job.finished`` (``None`` comes back).
     """
     at = now_iso()
     if status == "STARTED":
@@ -204,7 +219,7 @@ def progress(
 def step_detail(job: dict[str, Any], step: str, detail: dict[str, Any]) -> dict[str, Any] | None:
     """Progress within a running step (phase, percent): a ``STARTED`` event whose detail moved on."""
     message = {"type": "job.progress", "step": step, "status": "STARTED", "detail": detail}
-    return publish(job, message, set_fields={f"steps.{step}.detail": detail})
+    return publish(job, message, set_fields={f"steps.{step}.detail": detail}, while_running=True)
 
 
 def finish(job: dict[str, Any], status: str, *, result: Any = None, error: dict[str, Any] | None = None) -> bool:

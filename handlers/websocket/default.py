@@ -51,10 +51,13 @@ def _subscribe(connection_id: str, user_id: str, message: dict[str, Any]) -> lis
     if kind == "job":
         # A late or reconnecting client still learns how its job ended. Read after the
         # subscription is written (the publisher reads subscriptions after it writes the end),
-        # so a job that closes meanwhile is pushed by one side or found here: never neither.
-        last = publisher.last_event(target_id)
-        if last and last.get("type") == "job.finished":
-            replies.append(last)
+        # so a job that closes meanwhile is pushed by one side or found here: never neither. The
+        # status and its job.finished are written in one transaction; a job a retry reopened is
+        # RUNNING, and its earlier job.finished is not its end.
+        current = jobs.get(target_id, consistent=True)
+        finished = publisher.finished_event(target_id) if current and current["status"] in jobs.FINAL_STATUSES else None
+        if finished:
+            replies.append(finished)
     return replies
 
 

@@ -97,6 +97,51 @@ def test_subscribe_to_a_finished_job_gets_its_finish_at_once(aws):
     assert finished["error"] == {"code": "NameTaken", "message": "taken"}
 
 
+def test_a_step_that_outlived_a_cancel_tells_nothing_after_job_finished(aws):
+    """A step still running when the user cancelled publishes nothing more; a late subscriber gets the end."""
+    job = aws.put_job("job-cancelled")
+    publisher.progress(job, "prepare", "STARTED")
+    publisher.finish(job, "CANCELLED", error={"code": "Cancelled", "message": "cancelled by the user"})
+
+    assert publisher.progress(job, "prepare", "SUCCEEDED") is None
+    assert publisher.step_detail(job, "prepare", {"percent": 50}) is None
+    assert aws.events("job-cancelled")[-1]["type"] == "job.finished"
+
+    connect_as("c1", USER)
+    send("c1", {"action": "subscribe", "jobId": "job-cancelled"})
+    assert [m["type"] for m in aws.pushed("c1")] == ["subscribed", "job.finished"]
+
+
+def test_a_late_subscriber_gets_job_finished_even_when_an_event_follows_it(aws):
+    """A refused retry tells its retry FAILED after the job is closed again: job.finished is not last."""
+    job = aws.put_job("job-refused-retry")
+    publisher.finish(job, "FAILED", error={"code": "GitFailed", "message": "the server failed"})
+    publisher.publish(job, {"type": "job.progress", "step": "retry", "status": "FAILED", "detail": {}})
+    assert aws.events("job-refused-retry")[-1]["type"] == "job.progress"
+
+    connect_as("c1", USER)
+    send("c1", {"action": "subscribe", "jobId": "job-refused-retry"})
+    pushed = aws.pushed("c1")
+    assert [m["type"] for m in pushed] == ["subscribed", "job.finished"]
+    assert pushed[1]["status"] == "FAILED" and pushed[1]["seq"] == 1
+
+
+def test_a_job_a_retry_reopened_is_not_told_its_old_end(aws):
+    """RUNNING again after a retry: the job.finished of its first attempt is history, not its end."""
+    job = aws.put_job("job-reopened")
+    publisher.finish(job, "FAILED", error={"code": "GitFailed", "message": "the server failed"})
+    aws.table("JOBS_TABLE").update_item(
+        Key={"jobId": "job-reopened"},
+        UpdateExpression="SET #s = :r",
+        ExpressionAttributeNames={"#s": "status"},
+        ExpressionAttributeValues={":r": "RUNNING"},
+    )
+
+    connect_as("c1", USER)
+    send("c1", {"action": "subscribe", "jobId": "job-reopened"})
+    assert [m["type"] for m in aws.pushed("c1")] == ["subscribed"]
+
+
 def test_subscribe_to_another_users_job_is_not_found(aws):
     aws.put_job("job-theirs", user=OTHER)
     connect_as("c1", USER)
