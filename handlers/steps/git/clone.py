@@ -21,13 +21,14 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core import config, git_input, locks, publisher
+from core import config, git_input, locks
 from core.observability import logger, tracer
 from core.steps import job_step
 from steps.git import runner
 from steps.git.credentials import askpass_for
 from steps.git.errors import RepositoryTooLarge
 from steps.git.hosts import check_resolved
+from steps.git.repo import reported_progress
 from steps.project.workspace import workspace_dir, workspace_name
 
 SAFETY_MARGIN_SECONDS = 15  # left to clean up before the function's own timeout
@@ -48,11 +49,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     staging = workspace.parent / f".clone-{project_id}-{job_id[:12]}"
     shutil.rmtree(staging, ignore_errors=True)
     workspace.parent.mkdir(parents=True, exist_ok=True)
-    throttle = runner.Throttle(per_second=2)
-
-    def report(progress: runner.Progress) -> None:
-        if throttle.admit(progress):
-            publisher.step_detail(event, "clone", {"phase": progress.phase, "percent": progress.percent})
+    report = reported_progress(event, "clone")
 
     options: list[str] = []
     if params.get("depth"):

@@ -20,7 +20,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core import git_input, locks, publisher
+from core import git_input, locks
 from core.observability import logger, tracer
 from core.steps import job_step
 from steps.git import runner
@@ -28,7 +28,7 @@ from steps.git.credentials import askpass_for
 from steps.git.errors import BranchNotFound, MergeConflict, NotFastForward, WorkspaceNotClean
 from steps.git.errors import NoOrigin as NoOrigin  # what origin() raises, named pull.NoOrigin as before
 from steps.git.origin import origin
-from steps.git.repo import Repo, workspace_repo
+from steps.git.repo import Repo, reported_progress, workspace_repo
 
 # Fetched into the remote-tracking refs whatever the workspace's remote.origin.fetch says (the fetch
 # names the URL, so git reads no remote's refspec): a build could have pointed that refspec at
@@ -95,11 +95,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     if params.get("branch"):
         git_input.check_ref(params["branch"], "params.branch")
     locks.hold(project_id, job_id, "git-pull")
-    throttle = runner.Throttle(per_second=2)
-
-    def report(progress: runner.Progress) -> None:
-        if throttle.admit(progress):
-            publisher.step_detail(event, "pull", {"phase": progress.phase, "percent": progress.percent})
+    report = reported_progress(event, "pull")
 
     with workspace_repo(project_id, context, margin=SAFETY_MARGIN_SECONDS) as git:
         url = origin(git)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from core import publisher
 from core.observability import logger
 from steps.git import runner
 from steps.project.workspace import workspace_dir
@@ -83,3 +84,17 @@ def workspace_repo(project_id: str, context: LambdaContext, margin: float = SAFE
         logger.warning("dropped unsafe keys from the workspace's .git/config", extra={"keys": dropped[:50]})
     with tempfile.TemporaryDirectory(prefix="longrun-git-") as home:
         yield Repo(path, Path(home), context.get_remaining_time_in_millis() / 1000 - margin)
+
+
+def reported_progress(event: dict[str, Any], step: str) -> Callable[[runner.Progress], None]:
+    """git's progress as the step's ``job.progress`` detail (phase, percent), at most twice a second.
+
+    git prints a line per percent of every phase; the user needs to see it move, not every line.
+    """
+    throttle = runner.Throttle(per_second=2)
+
+    def report(progress: runner.Progress) -> None:
+        if throttle.admit(progress):
+            publisher.step_detail(event, step, {"phase": progress.phase, "percent": progress.percent})
+
+    return report

@@ -18,12 +18,13 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core import config, git_input, publisher
+from core import config, git_input
 from core.observability import logger, tracer
 from core.steps import job_step
 from steps.git import runner
 from steps.git.clone import clone_into, track_remote_branches
 from steps.git.hosts import check_resolved
+from steps.git.repo import reported_progress
 from steps.project.errors import WorkspaceExists
 from steps.project.workspace import staging_dir, workspace_dir, workspace_name
 
@@ -72,11 +73,7 @@ def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
         staging = staging_dir(project_id, job_id)
         shutil.rmtree(staging, ignore_errors=True)
         staging.parent.mkdir(parents=True, exist_ok=True)
-        throttle = runner.Throttle(per_second=2)
-
-        def report(progress: runner.Progress) -> None:
-            if throttle.admit(progress):
-                publisher.step_detail(event, "clone-repository", {"phase": progress.phase, "percent": progress.percent})
+        report = reported_progress(event, "clone-repository")
 
         clone_into(
             staging,
