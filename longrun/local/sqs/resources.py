@@ -5,7 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from longrun.local.cloudformation.engine import ACCOUNT_ID, CannotEmulate, ResourceType, StackBuilder, Step, creates
+from longrun.local.refusals import AwsRefused
+
+_ATTRIBUTES_DOC = "https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_CreateQueue.html"
 
 
 def _base(builder: StackBuilder) -> str:
@@ -20,7 +25,13 @@ def _create_queue(builder: StackBuilder, logical_id: str, props: dict[str, Any])
         for k in ("VisibilityTimeout", "MessageRetentionPeriod", "DelaySeconds", "ReceiveMessageWaitTimeSeconds")
         if k in props
     }
-    url = sqs.create_queue(QueueName=builder.stack.physical[logical_id].rsplit("/", 1)[-1], Attributes=attributes)
+    try:
+        url = sqs.create_queue(QueueName=builder.stack.physical[logical_id].rsplit("/", 1)[-1], Attributes=attributes)
+    except ClientError as e:  # a value out of SQS's range (longrun/local/sqs/retention.py): the stack would not deploy
+        if e.response["Error"]["Code"] != "InvalidAttributeValue":
+            raise
+        raise AwsRefused(logical_id, "SQS queue attributes' ranges", e.response["Error"]["Message"],
+                         doc=_ATTRIBUTES_DOC) from None  # fmt: skip
     builder.stack.physical[logical_id] = url["QueueUrl"]
     if "RedrivePolicy" in props:
         builder.redrives.append((url["QueueUrl"], json.dumps(props["RedrivePolicy"])))
