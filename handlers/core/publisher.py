@@ -202,12 +202,15 @@ def progress(
     """Publish ``job.progress`` for ``step`` and record the step's state on the job, atomically.
 
     ``STARTED`` writes the step's whole entry; later statuses update it in place, so the step keeps
-    its ``startedAt`` without a read. Only while the job is ``RUNNING``: a step still running when
+    its ``startedAt`` without a read. ``QUEUED`` (a build waiting for a worker) writes a whole entry
+    that has not started yet. Only while the job is ``RUNNING``: a step still running when
     the user cancelled the job tells nothing after its ``job.finished`` (``None`` comes back).
     """
     at = now_iso()
     if status == "STARTED":
         fields: dict[str, Any] = {f"steps.{step}": {"status": status, "startedAt": at, "endedAt": None}}
+    elif status == "QUEUED":
+        fields = {f"steps.{step}": {"status": status, "startedAt": None, "endedAt": None}}
     else:
         fields = {f"steps.{step}.status": status}
         if status in ("SUCCEEDED", "FAILED"):

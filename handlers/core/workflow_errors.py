@@ -75,6 +75,21 @@ LAMBDA_SERVICE_ERRORS = frozenset(
     }
 )
 
+# The names Step Functions gives a service integration's own call that AWS refused or failed: the
+# optimized SQS integration's, and an AWS SDK integration's ServiceName.ErrorName with the Exception
+# suffix (https://docs.aws.amazon.com/step-functions/latest/dg/supported-services-awssdk.html). No
+# class of ours; the Handover retry policy names them (build's Queue and Run).
+SDK_SERVICE_ERRORS = frozenset(
+    {
+        "SQS.SdkClientException",
+        "SQS.AmazonSQSException",
+        "DynamoDb.ProvisionedThroughputExceededException",
+        "DynamoDb.ThrottlingException",
+        "DynamoDb.RequestLimitExceededException",
+        "DynamoDb.InternalServerErrorException",
+    }
+)
+
 # The ``Error`` of the workflows' Fail states (statemachines/notify-states.json): the workflow caught
 # the failure and told the user, so a redrive would only meet it again (core.retries refuses it).
 FAIL_STATE_ERRORS = frozenset({"JobFailed", "JobTimedOut"})

@@ -265,7 +265,8 @@ def test_a_worker_killed_mid_build_is_replaced_and_the_build_runs_again(local_cl
     job = start_build(local_cloud, project, command=command)
     with ws_connect(local_cloud, USER) as ws:
         ws.send(json.dumps({"action": "subscribe", "jobId": job["jobId"]}))
-        first = recv_until(ws, lambda m: m.get("type") == "job.progress" and m["step"] == "build", 60)[-1]
+        first = recv_until(ws, lambda m: m.get("type") == "job.progress" and m["step"] == "build"
+                           and m["status"] == "STARTED", 60)[-1]  # fmt: skip
         assert first["detail"]["attempt"] == 1
         worker_pid = int(first["detail"]["worker"].rsplit("-", 1)[1])
         os.kill(worker_pid, signal.SIGKILL)
@@ -285,7 +286,7 @@ def test_ten_builds_at_once_on_two_workers_all_finish(local_cloud, project):
     assert [j["status"] for j in finished] == ["SUCCEEDED"] * 10
     workers = {
         next(s for s in http(local_cloud, "GET", f"/jobs/{j['jobId']}/events", USER).json()["items"]
-             if s["type"] == "job.progress" and s["step"] == "build")["detail"]["worker"]
+             if s["type"] == "job.progress" and s["step"] == "build" and s["status"] == "STARTED")["detail"]["worker"]
         for j in jobs
     }  # fmt: skip
     assert 1 <= len(workers) <= 2
@@ -376,8 +377,9 @@ def test_longrun_worker_build_needs_its_queue():
     assert out.returncode == 2 and "BUILD_QUEUE_URL" in out.stderr
 
 
-def test_a_build_stopped_behind_the_apis_back_is_cancelled_and_killed(local_cloud, project):
-    """An operator's Stop in the console: the execution-status trigger closes the job, the worker kills the build."""
+def test_a_build_stopped_behind_the_apis_back_is_closed_with_the_stops_reason_and_killed(local_cloud, project):
+    """An operator's Stop in the console, with a reason: the execution-status trigger fails the job with that
+    reason (docs/operations.md), the worker kills the build."""
     root = workspace(local_cloud, project)
     (root / "stopped.pid").unlink(missing_ok=True)
     job = start_build(local_cloud, project, command="echo $$ > stopped.pid; echo ready; sleep 300")
@@ -387,7 +389,7 @@ def test_a_build_stopped_behind_the_apis_back_is_cancelled_and_killed(local_clou
         pid = int((root / "stopped.pid").read_text())
         local_cloud.aws_client("stepfunctions").stop_execution(executionArn=job["executionArn"], error="Operator")
         finished = recv_until(ws, lambda m: m.get("type") == "job.finished", 30)[-1]
-    assert finished["status"] == "CANCELLED" and finished["error"]["code"] == "ExecutionAborted"
+    assert finished["status"] == "FAILED" and finished["error"]["code"] == "Operator", finished
     deadline = time.monotonic() + 10
     while _alive(pid) and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -405,8 +407,8 @@ def test_ops_history_and_list_show_a_failed_build(local_cloud, project):
     assert out.returncode == 0, out.stderr
     found = json.loads(out.stdout)
     assert found["executionArn"] == job["executionArn"] and found["status"] == "FAILED"
-    assert [s["name"] for s in found["states"]] == ["Prepare", "Build", "NotifyFailure", "JobFailed"]
-    build = found["states"][1]
+    assert [s["name"] for s in found["states"]] == ["Prepare", "Queue", "Run", "NotifyFailure", "JobFailed"]
+    build = found["states"][2]
     assert build["outcome"] == "caught" and build["errors"][0]["error"] == "BuildFailed"
     assert "code 4" in build["errors"][0]["cause"]
     table = subprocess.run([*ops, "history", job["jobId"]], capture_output=True, text=True, env=env, timeout=60)

@@ -39,6 +39,7 @@ FAULT_ERRORS = {
     "ProvisionedThroughputExceededException",
     "States.Timeout",
     "States.HeartbeatTimeout",
+    "WorkerLost",  # build.asl.json's name for a build whose workers were lost on every attempt
 }
 FINAL = {"SUCCEEDED", "FAILED", "CANCELLED", "TIMED_OUT"}
 

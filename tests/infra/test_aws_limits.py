@@ -157,7 +157,7 @@ def test_each_mapping_rule_can_refuse(mapping: dict[str, Any], queue: dict[str, 
 
 
 def test_reserved_concurrency_at_its_defaults_deploys_on_a_new_account() -> None:
-    """"You can reserve up to the Unreserved account concurrency value that is shown, minus 100 for functions
+    """ "You can reserve up to the Unreserved account concurrency value that is shown, minus 100 for functions
     that don't have reserved concurrency" (https://docs.aws.amazon.com/lambda/latest/dg/configuration-concurrency.html);
     "New AWS accounts have reduced concurrency and memory quotas"
     (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html), often 10.
@@ -219,7 +219,7 @@ def test_the_local_cloud_refuses_reservations_over_its_account_concurrency(tmp_p
 
 
 def test_every_function_fits_lambdas_configuration_quotas() -> None:
-    """"Function memory allocation 128 MB to 10,240 MB", "Function timeout 900 seconds (15 minutes)", "Function
+    """ "Function memory allocation 128 MB to 10,240 MB", "Function timeout 900 seconds (15 minutes)", "Function
     environment variables 4 KB, for all environment variables associated with the function, in aggregate",
     "Function layers five layers" (https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html); a
     function name "is limited to 64 characters" (https://docs.aws.amazon.com/lambda/latest/api/API_CreateFunction.html).
@@ -240,8 +240,10 @@ def test_every_function_fits_lambdas_configuration_quotas() -> None:
         ({"Timeout": 901}, "Lambda function timeout"),
         ({"MemorySize": 64}, "Lambda function memory"),
         ({"MemorySize": 10_241}, "Lambda function memory"),
-        ({"Layers": [f"arn:aws:lambda:us-east-1:123456789012:layer:l{i}:1" for i in range(6)]},
-         "Lambda layers over five"),
+        (
+            {"Layers": [f"arn:aws:lambda:us-east-1:123456789012:layer:l{i}:1" for i in range(6)]},
+            "Lambda layers over five",
+        ),
         ({"Environment": {"Variables": {"BIG": "x" * 4096}}}, "Lambda environment variables over 4 KB"),
         ({"FunctionName": "f" * 65}, "Lambda function name over 64 characters"),
     ],
@@ -310,7 +312,7 @@ def test_a_state_machine_name_over_80_characters_is_refused() -> None:
 
 
 def test_integration_timeouts_are_within_api_gateways() -> None:
-    """"Integration timeout 50 milliseconds - 29 seconds for all integration types" (REST:
+    """ "Integration timeout 50 milliseconds - 29 seconds for all integration types" (REST:
     https://docs.aws.amazon.com/apigateway/latest/developerguide/api-gateway-execution-service-limits-table.html);
     TimeoutInMillis "between 50 and 29,000 milliseconds for WebSocket APIs"
     (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-resource-apigatewayv2-integration.html).

@@ -87,12 +87,12 @@ def test_a_planted_catch_rename_fails_both_rules(planted: Path):
     """BuildFailed mistyped in build.asl.json's Catch: the name is no class, and what the worker sends goes uncaught."""
     asl = planted / "statemachines/build.asl.json"
     definition = json.loads(asl.read_text())
-    catch = next(c for c in definition["States"]["Build"]["Catch"] if "BuildFailed" in c["ErrorEquals"])
+    catch = next(c for c in definition["States"]["Run"]["Catch"] if "BuildFailed" in c["ErrorEquals"])
     catch["ErrorEquals"] = ["BuildFail" if n == "BuildFailed" else n for n in catch["ErrorEquals"]]
     asl.write_text(json.dumps(definition))
     problems = rules.error_problems(planted)
     assert any("ErrorEquals 'BuildFail' is no class" in p for p in problems), problems
-    assert any("build/Build: BuildFailed" in p and "(sent)" in p for p in problems), problems
+    assert any("build/Run: BuildFailed" in p and "(sent)" in p for p in problems), problems
 
 
 def test_a_planted_string_error_name_and_an_uncatalogued_class_fail(planted: Path):

@@ -365,6 +365,7 @@ def error_problems(repo: Path = REPO) -> list[str]:
     """(a) ErrorEquals names are catalogue classes; (b) what a state's code raises or sends is caught, or expected."""
     shared = shared_catalogue(repo)
     aws_names = set(shared.constants.get("LAMBDA_SERVICE_ERRORS", ()))
+    aws_names |= set(shared.constants.get("SDK_SERVICE_ERRORS", ()))
     served: dict[str, Catalogue] = {}
     problems = []
     for catalogue in catalogues(repo).values():
@@ -401,7 +402,8 @@ def error_problems(repo: Path = REPO) -> list[str]:
                     raised |= raised_names(repo, module, known)
                     for core in core_imports(repo, module) & set(raised_by_core):
                         raised |= {e: f"{core} (imported by {module})" for e in raised_by_core[core] if e not in raised}
-            elif resource.endswith(".waitForTaskToken"):
+            elif resource.endswith(".waitForTaskToken") and name not in catalogue.constants.get("CLAIMED_ONLY", ()):
+                # CLAIMED_ONLY (optional): callback states a worker only claims with SendTaskSuccess.
                 raised = {}
                 for module in reachable(repo, list(catalogue.workers)):
                     raised |= raised_names(repo, module, known, worker=True)

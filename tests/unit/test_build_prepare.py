@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -209,27 +210,74 @@ def test_wildcards_that_spell_git_pass_the_check(workspace: Path) -> None:
 # --- the handler ---------------------------------------------------------------------------------
 
 
-def test_the_handler_returns_what_the_wait_task_needs(
-    workspace: Path, monkeypatch: pytest.MonkeyPatch, context: Any
+@pytest.fixture
+def build_queue(monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """moto's SQS with the stack's build queue (its URL in ``BUILD_QUEUE_URL``, as the template sets it)."""
+    import boto3
+    from moto import mock_aws
+
+    from tests.unit.conftest import REGION, clear_caches
+
+    for name, value in {"AWS_DEFAULT_REGION": REGION, "AWS_ACCESS_KEY_ID": "testing",
+                        "AWS_SECRET_ACCESS_KEY": "testing"}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    clear_caches()
+    with mock_aws():
+        sqs = boto3.client("sqs", region_name=REGION)
+        monkeypatch.setenv("BUILD_QUEUE_URL", sqs.create_queue(QueueName="unit-build-queue")["QueueUrl"])
+        yield sqs
+    clear_caches()
+
+
+def test_the_handler_returns_what_the_two_wait_tasks_need_and_announces_the_place_in_the_queue(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, context: Any, build_queue: Any
 ) -> None:
-    """``taskTimeoutSeconds`` covers the build, one missed heartbeat and the margin for queue and upload."""
+    """Queue waits ``queueTimeoutSeconds`` (no heartbeat); Run's ``taskTimeoutSeconds`` covers the build,
+    one missed heartbeat and the margin for the worker's start and upload. Then ``QUEUED`` with the position."""
     write_project_file(workspace, {"build": {"command": "sh build.sh", "artifacts": ["dist/**"]}})
     monkeypatch.setenv("BUILD_HEARTBEAT_TIMEOUT_SECONDS", "42")
+    monkeypatch.setenv("BUILD_QUEUE_TIMEOUT_SECONDS", "7200")
+    queue = os.environ["BUILD_QUEUE_URL"]
+    for n in range(3):  # three builds wait, one of them held by a worker
+        build_queue.send_message(QueueUrl=queue, MessageBody=str(n))
+    build_queue.receive_message(QueueUrl=queue, MaxNumberOfMessages=1, VisibilityTimeout=300)
     progress: list[tuple[str, str, dict[str, Any]]] = []
     monkeypatch.setattr(
         publisher, "progress", lambda job, step, status, detail=None, **kw: progress.append((step, status, detail))
     )
     event = {"jobId": "j1", "userId": "alice", "projectId": PROJECT, "type": "build", "params": {"timeoutSeconds": 100}}
+    before = int(time.time())
     result = prepare.handler(event, context)
+    expires = int(result.pop("handoffExpiresAt"))
+    task_timeout = 100 + 42 + prepare.TASK_TIMEOUT_MARGIN_SECONDS
     assert result == {
         "command": "sh build.sh",
         "artifacts": ["dist/**"],
         "timeoutSeconds": 100,
+        "queueTimeoutSeconds": 7200,
         "heartbeatSeconds": 42,
-        "taskTimeoutSeconds": 100 + 42 + prepare.TASK_TIMEOUT_MARGIN_SECONDS,
+        "taskTimeoutSeconds": task_timeout,
+        "run": {"attempt": 0},
     }
-    assert [(s, st) for s, st, _ in progress] == [("prepare", "STARTED"), ("prepare", "SUCCEEDED")]
-    assert progress[-1][2] == {"command": "sh build.sh", "artifacts": ["dist/**"]}
+    assert before + 7200 + task_timeout < expires <= int(time.time()) + 3 * (7200 + task_timeout)
+    assert [(s, st) for s, st, _ in progress] == [("prepare", "STARTED"), ("prepare", "SUCCEEDED"), ("build", "QUEUED")]
+    assert progress[1][2] == {"command": "sh build.sh", "artifacts": ["dist/**"]}
+    assert progress[2][2] == {"position": 3, "running": 1, "queueTimeoutSeconds": 7200}
+
+
+def test_the_queue_limit_defaults_to_an_hour_and_a_failed_count_still_announces_the_wait(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch, context: Any, build_queue: Any
+) -> None:
+    monkeypatch.delenv("BUILD_QUEUE_TIMEOUT_SECONDS", raising=False)
+    monkeypatch.setenv("BUILD_QUEUE_URL", os.environ["BUILD_QUEUE_URL"] + "-gone")
+    progress: list[tuple[str, dict[str, Any]]] = []
+    monkeypatch.setattr(
+        publisher, "progress", lambda job, step, status, detail=None, **kw: progress.append((status, detail))
+    )
+    event = {"jobId": "j1", "userId": "alice", "projectId": PROJECT, "type": "build", "params": {"command": "make"}}
+    assert prepare.handler(event, context)["queueTimeoutSeconds"] == 3600
+    assert progress[-1] == ("QUEUED", {"position": None, "queueTimeoutSeconds": 3600})
 
 
 def test_the_handler_reports_a_failure_by_name(workspace: Path, monkeypatch: pytest.MonkeyPatch, context: Any) -> None:

@@ -38,11 +38,13 @@ BUCKET = "unit-builds-bucket"
 PROJECT = "prj-unit"
 JOB = "job0123456789abcdef"
 LOG_PREFIX = "/longrun/unit/builds/"
+PROJECTS_TABLE = "unit-projects"
+RUN_TOKEN = "run-token-2"  # what the Run state hands over; the message carries the Queue state's "token-1"
 
 
 @pytest.fixture
 def cloud(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, boto_session: boto3.Session) -> Iterator[Path]:
-    """moto for CloudWatch Logs and S3, and the worker's environment (the template's task definition).
+    """moto for CloudWatch Logs, S3 and the projects table, and the worker's environment (its task definition's).
 
     Returns the EFS mount. ``settings()`` and the boto3 clients are cached per process: cleared on
     the way in and out, so no client outlives moto's mock.
@@ -62,6 +64,7 @@ def cloud(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, boto_session: boto3.S
         "SCHEMAS_DIR": str(REPO / "schemas"),
         "BUILD_LOG_GROUP_PREFIX": LOG_PREFIX,
         "BUILD_LOG_RETENTION_DAYS": "7",
+        "PROJECTS_TABLE": PROJECTS_TABLE,
     }.items():
         monkeypatch.setenv(name, value)
     for name in ("AWS_ENDPOINT_URL", "AWS_PROFILE", "ECS_AGENT_URI", "BUILD_PATH"):
@@ -70,6 +73,11 @@ def cloud(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, boto_session: boto3.S
     with mock_aws():
         boto3.DEFAULT_SESSION = boto_session  # mock_aws blanks it; a shared one keeps the models loaded (speed only)
         boto3.client("s3", region_name=REGION).create_bucket(Bucket=BUCKET)
+        boto3.client("dynamodb", region_name=REGION).create_table(
+            TableName=PROJECTS_TABLE, BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        )  # fmt: skip
         yield efs
     clear_clients()
 
@@ -609,21 +617,42 @@ def test_parse_refuses_a_malformed_message(schemas_dir: None, raw: str) -> None:
 
 
 class StubSfn:
-    """Step Functions as the worker sees it; ``gone_after`` heartbeats, the token answers ``gone_code``."""
+    """Step Functions as the worker sees it; ``gone_after`` heartbeats, the token answers ``gone_code``.
+
+    A ``SendTaskSuccess`` of the message's token (``token-1``, the Queue state's) is a claim: refused
+    with ``claim_refused`` if set, else the Run state's handover follows, as the machine's
+    ``aws-sdk:dynamodb:putItem`` writes it (unless ``hands_over`` is False).
+    """
 
     def __init__(self, gone_after: int | None = None, gone_code: str = "TaskTimedOut") -> None:
         self.gone_after, self.gone_code = gone_after, gone_code
         self.heartbeats = 0
+        self.heartbeat_tokens: set[str] = set()
+        self.claims: list[dict[str, Any]] = []
+        self.claim_refused: str | None = None
+        self.hands_over = True
         self.successes: list[dict[str, Any]] = []
         self.failures: list[dict[str, Any]] = []
 
     def send_task_heartbeat(self, taskToken: str) -> dict[str, Any]:
         self.heartbeats += 1
+        self.heartbeat_tokens.add(taskToken)
         if self.gone_after is not None and self.heartbeats > self.gone_after:
             raise ClientError({"Error": {"Code": self.gone_code, "Message": "no"}}, "SendTaskHeartbeat")
         return {}
 
     def send_task_success(self, taskToken: str, output: str) -> dict[str, Any]:
+        if taskToken == "token-1":
+            if self.claim_refused:
+                raise ClientError({"Error": {"Code": self.claim_refused, "Message": "no"}}, "SendTaskSuccess")
+            claim = json.loads(output)
+            self.claims.append(claim)
+            if self.hands_over:
+                boto3.client("dynamodb", region_name=REGION).put_item(TableName=PROJECTS_TABLE, Item={
+                    "pk": {"S": f"buildrun#{JOB}#{claim['claim']}"}, "taskToken": {"S": RUN_TOKEN},
+                    "worker": {"S": claim["worker"]}, "expiresAt": {"N": str(int(time.time()) + 600)},
+                })  # fmt: skip
+            return {}
         self.successes.append({"token": taskToken, "output": json.loads(output)})
         return {}
 
@@ -741,7 +770,7 @@ def test_a_build_past_its_timeout_is_killed_and_answers_build_timed_out(harness:
 
 def test_a_cancelled_build_is_killed_and_not_answered(harness: Harness) -> None:
     """The token goes away mid-build (the user cancelled): the process group dies and nothing is sent."""
-    harness.sfn.gone_after = 2  # the worker's first heartbeat and one of the thread's; then InvalidToken-like
+    harness.sfn.gone_after = 1  # one of the thread's heartbeats; then InvalidToken-like
     marker = harness.workspace / "finished"
     started = time.monotonic()
     assert harness.handle(command=f"sleep 20; touch {marker}") == "cancelled"
@@ -751,13 +780,64 @@ def test_a_cancelled_build_is_killed_and_not_answered(harness: Harness) -> None:
     assert not marker.exists()
 
 
-def test_a_message_whose_task_is_gone_is_dropped_without_building(harness: Harness) -> None:
-    harness.sfn.gone_after, harness.sfn.gone_code = 0, "TaskTimedOut"
+@pytest.mark.parametrize("code", ["TaskTimedOut", "InvalidToken"])
+def test_a_message_whose_claim_is_refused_is_dropped_without_building(harness: Harness, code: str) -> None:
+    """The build waited past BuildQueueTimeoutSeconds, was stopped, or another worker claimed it first."""
+    harness.sfn.claim_refused = code
     marker = harness.workspace / "ran"
     assert harness.handle(command=f"touch {marker}") == "dropped"
     assert not marker.exists()
     assert [name for name, _ in harness.sqs.calls] == ["delete_message"]
     assert harness.progress == [] and harness.published == []
+    assert harness.sfn.heartbeats == 0 and harness.sfn.successes == [] and harness.sfn.failures == []
+
+
+def test_a_claim_refused_for_another_reason_leaves_the_message_for_a_later_try(harness: Harness) -> None:
+    """A throttled claim is not a refusal: the message stays, comes back after its visibility timeout."""
+    harness.sfn.claim_refused = "ThrottlingException"
+    with pytest.raises(ClientError):
+        harness.handle(command="true")
+    assert harness.sqs.calls == [] and harness.progress == []
+
+
+def test_the_claim_names_the_worker_and_the_build_runs_on_the_handed_over_token(harness: Harness) -> None:
+    assert harness.handle(command="sleep 0.5") == "answered"
+    [claim] = harness.sfn.claims
+    assert claim["worker"] == "unit-worker" and len(claim["claim"]) == 32
+    assert harness.sfn.heartbeat_tokens == {RUN_TOKEN}, "heartbeats go to the Run token, never the queue's"
+    assert [s["token"] for s in harness.sfn.successes] == [RUN_TOKEN]
+    table = boto3.client("dynamodb", region_name=REGION)
+    key = {"pk": {"S": f"buildrun#{JOB}#{claim['claim']}"}}
+    assert "Item" not in table.get_item(TableName=PROJECTS_TABLE, Key=key, ConsistentRead=True), "taken, not left"
+
+
+def test_a_claim_whose_run_token_never_comes_builds_nothing(harness: Harness, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Claimed, then the execution was stopped before Run: the worker gives up after HANDOFF_SECONDS."""
+    import workers.build.worker as worker_module
+
+    monkeypatch.setattr(worker_module, "HANDOFF_SECONDS", 0.5)
+    harness.sfn.hands_over = False
+    marker = harness.workspace / "ran"
+    started = time.monotonic()
+    assert harness.handle(command=f"touch {marker}") == "dropped"
+    assert time.monotonic() - started < 3
+    assert not marker.exists() and harness.progress == [] and harness.sfn.heartbeats == 0
+    assert [name for name, _ in harness.sqs.calls] == ["delete_message"]
+
+
+def test_another_workers_claim_does_not_hand_this_one_a_token(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Run token is keyed by the claim: a worker holding a stale copy of the message cannot take it."""
+    import workers.build.worker as worker_module
+
+    monkeypatch.setattr(worker_module, "HANDOFF_SECONDS", 0.3)
+    table = boto3.client("dynamodb", region_name=REGION)
+    theirs = {"pk": {"S": f"buildrun#{JOB}#someone-elses-claim"}}
+    table.put_item(TableName=PROJECTS_TABLE, Item={**theirs, "taskToken": {"S": "not-yours"}})
+    assert harness.worker.take_run_token(JOB, "mine") is None
+    kept = table.get_item(TableName=PROJECTS_TABLE, Key=theirs, ConsistentRead=True)["Item"]
+    assert kept["taskToken"]["S"] == "not-yours"
 
 
 def test_a_malformed_message_is_handed_back_for_the_dead_letter_queue(harness: Harness) -> None:
@@ -767,7 +847,7 @@ def test_a_malformed_message_is_handed_back_for_the_dead_letter_queue(harness: H
         ("change_message_visibility", {"QueueUrl": "https://sqs.local/queue", "ReceiptHandle": "r-1",
                                        "VisibilityTimeout": 0})
     ]  # fmt: skip
-    assert harness.sfn.heartbeats == 0
+    assert harness.sfn.heartbeats == 0 and harness.sfn.claims == []
 
 
 def test_a_build_whose_workspace_vanished_is_answered_with_a_failure(harness: Harness) -> None:

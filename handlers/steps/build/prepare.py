@@ -4,7 +4,15 @@ The command is the job's own or the project's (``build.command`` in ``longrun.js
 workspace), and the artifact globs are the project's (``build.artifacts``). Both are user content
 (the file comes from the user's repository): the command runs as the build anyway, but the globs
 are checked here so the worker never uploads a file from outside the workspace. The timeouts the
-wait task needs (``HeartbeatSecondsPath``, ``TimeoutSecondsPath``) are computed here too.
+two wait tasks need are computed here too: the Queue state's (``queueTimeoutSeconds``, the
+deployment's ``BuildQueueTimeoutSeconds``, no heartbeat) and the Run state's (``heartbeatSeconds``,
+``taskTimeoutSeconds``).
+
+Then the build's place in the queue is announced: a ``job.progress`` of step ``build``, status
+``QUEUED``, with ``position`` = the builds waiting on the queue just before this one joins it, plus
+one (SQS's ``ApproximateNumberOfMessages``, every user's builds). It is what FIFO order would give;
+the queue is a fair queue (``MessageGroupId`` = the user), so a user with few builds waiting starts
+sooner than the number says, and one whose builds crowd the queue waits behind quieter users.
 """
 
 from __future__ import annotations
@@ -12,23 +20,25 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from core import builds
+from core import aws, builds, publisher
+from core.observability import logger, tracer
 from core.paths import PathError, check_relative_path
 from core.steps import job_step
-from core.observability import logger, tracer
 from steps.build.errors import InvalidProjectFile, NoBuildCommand, WorkspaceNotFound
 from steps.project.workspace import workspace_dir
-
 
 MAX_PROJECT_FILE_BYTES = 64 * 1024
 MAX_ARTIFACT_GLOBS = 20
 MAX_COMMAND_CHARS = 4096
-# Beyond the build's own limit, what the wait task allows for the queue and the worker's upload.
+# Beyond the build's own limit, what the Run task allows for the worker's start and its upload.
 TASK_TIMEOUT_MARGIN_SECONDS = 300
+# The template's BuildQueueTimeoutSeconds default: how long a build may wait for a worker.
+DEFAULT_QUEUE_TIMEOUT_SECONDS = 3600
 
 
 def _project_file(project_id: str) -> dict[str, Any]:
@@ -88,18 +98,53 @@ def build_settings(project_id: str, params: dict[str, Any]) -> dict[str, Any]:
     return {"command": command, "artifacts": [check_artifact_glob(g) for g in globs]}
 
 
-@logger.inject_lambda_context(clear_state=True)
-@tracer.capture_lambda_handler
 @job_step("prepare", summary=lambda r: {"command": r["command"][:200], "artifacts": r["artifacts"]})
-def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+def _prepare(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     settled = build_settings(event["projectId"], event["params"])
     timeout = int(event["params"].get("timeoutSeconds", 1800))
     heartbeat = int(os.environ.get("BUILD_HEARTBEAT_TIMEOUT_SECONDS", "180"))
+    queue_timeout = int(os.environ.get("BUILD_QUEUE_TIMEOUT_SECONDS", str(DEFAULT_QUEUE_TIMEOUT_SECONDS)))
+    task_timeout = timeout + heartbeat + TASK_TIMEOUT_MARGIN_SECONDS
     return {
         **settled,
         "timeoutSeconds": timeout,
-        # A worker that stops heartbeating for this long is lost: the task times out and is retried.
-        # It also bounds how long a message may wait in the queue before a worker takes it.
+        # Queue: how long the build may wait for a worker to claim it (no heartbeat while it waits).
+        "queueTimeoutSeconds": queue_timeout,
+        # Run: a worker that stops heartbeating for this long is lost, and the build is queued again.
         "heartbeatSeconds": heartbeat,
-        "taskTimeoutSeconds": timeout + heartbeat + TASK_TIMEOUT_MARGIN_SECONDS,
+        "taskTimeoutSeconds": task_timeout,
+        # Which run of the build this is: 0, then one more each time a worker was lost (the WorkerLost Choice).
+        "run": {"attempt": 0},
+        # When TTL may remove a Run token a worker never took (epoch seconds, a string for the item's N).
+        "handoffExpiresAt": str(int(time.time()) + 3 * (queue_timeout + task_timeout)),
     }
+
+
+def queue_position(queue_url: str) -> dict[str, int]:
+    """Where a build joining the queue now stands: the builds waiting (``position`` counts this one) and running.
+
+    SQS's counts are approximate (https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_GetQueueAttributes.html):
+    ``ApproximateNumberOfMessages`` are the builds no worker has taken, ``...NotVisible`` those a worker holds.
+    """
+    attributes = aws.client("sqs").get_queue_attributes(
+        QueueUrl=queue_url, AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    )["Attributes"]
+    return {
+        "position": int(attributes.get("ApproximateNumberOfMessages", 0)) + 1,
+        "running": int(attributes.get("ApproximateNumberOfMessagesNotVisible", 0)),
+    }
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler
+def handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    settled = _prepare(event, context)
+    # After prepare's own SUCCEEDED, just before the Queue state sends the message. A failed count
+    # costs the user the number, never the build: the event then says so without one.
+    try:
+        place: dict[str, Any] = queue_position(os.environ["BUILD_QUEUE_URL"])
+    except Exception:
+        logger.exception("could not count the build queue")
+        place = {"position": None}
+    publisher.progress(event, "build", "QUEUED", {**place, "queueTimeoutSeconds": settled["queueTimeoutSeconds"]})
+    return settled

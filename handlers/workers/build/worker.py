@@ -5,18 +5,27 @@ locally) shares the queue. For each message:
 
 1. Check it (``schemas/build-message.json``). A malformed message is left alone: it comes back,
    and after the queue's ``maxReceiveCount`` its redrive policy parks it in the dead-letter queue.
-2. Heartbeat once. If Step Functions no longer knows the token (the execution was stopped, or the
-   task timed out and was queued again), the message is dropped: the build is not wanted.
-3. Run the build (:mod:`sandbox`, :mod:`process`), shipping its log (:mod:`logs`), heartbeating
-   and keeping the message invisible the while. A failed heartbeat means the job was cancelled or
-   given up: the build's whole process group is killed and nothing is answered.
-4. Answer ``SendTaskSuccess`` (exit code 0: artifacts uploaded) or ``SendTaskFailure``
-   (``BuildFailed`` with the exit code, ``BuildTimedOut``), then delete the message. The error
-   names are the classes of the build workflow's catalogue (:mod:`steps.build.errors`), sent as
-   ``<Class>.__name__``, so the worker and ``build.asl.json`` cannot drift apart.
+2. Claim the build: ``SendTaskSuccess`` of the message's token (the Queue state's) with this
+   worker's id and a fresh claim id. A refused claim (``TaskTimedOut``, ``InvalidToken``: the
+   execution was stopped, the build waited past ``BuildQueueTimeoutSeconds``, another worker
+   claimed it, or its build was queued again) deletes the message: nothing is built, nothing is
+   published.
+3. Take the Run token: the state machine's Run state writes it as ``buildrun#<jobId>#<claim>`` in
+   the projects table, a key only this worker knows; the worker reads and removes it in one
+   ``DeleteItem`` (``ReturnValues=ALL_OLD``, as strongly consistent as any write).
+4. Run the build (:mod:`sandbox`, :mod:`process`), shipping its log (:mod:`logs`), heartbeating
+   the Run token and keeping the message invisible the while (so the queue's in-flight count is
+   the builds running). A failed heartbeat means the job was cancelled or given up: the build's
+   whole process group is killed and nothing is answered.
+5. Answer the Run token: ``SendTaskSuccess`` (exit code 0: artifacts uploaded) or
+   ``SendTaskFailure`` (``BuildFailed`` with the exit code, ``BuildTimedOut``), then delete the
+   message. The error names are the classes of the build workflow's catalogue
+   (:mod:`steps.build.errors`), sent as ``<Class>.__name__``, so the worker and ``build.asl.json``
+   cannot drift apart.
 
-A worker that dies mid-build answers nothing: its message comes back after the visibility
-timeout, or the task's heartbeat timeout queues the build again, and another worker runs it.
+A worker that dies mid-build answers nothing: the Run state's heartbeat times out and the machine
+queues the build again (a new message, a new token); the old message, back after its visibility
+timeout, meets a refused claim and is dropped.
 """
 
 from __future__ import annotations
@@ -29,6 +38,7 @@ import subprocess
 import tempfile
 import threading
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +47,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import ClientError
 
 from core import aws, build_users, builds, publisher, schemas
+from core.config import settings
 from steps.build.errors import BuildError, BuildFailed, BuildTimedOut, TooManyArtifacts, WorkspaceNotFound
 from steps.project.workspace import workspace_dir
 from workers.build import artifacts, protection, sandbox
@@ -50,6 +61,8 @@ TOKEN_GONE = frozenset({"TaskTimedOut", "InvalidToken", "TaskDoesNotExist"})
 VISIBILITY_SECONDS = 60
 KILL_GRACE_SECONDS = 2.0
 READER_DRAIN_SECONDS = 5.0
+# How long a claimed build's Run token may take to appear: one state transition and one PutItem.
+HANDOFF_SECONDS = float(os.environ.get("BUILD_HANDOFF_SECONDS", "60"))
 
 
 def heartbeat_interval(heartbeat_seconds: int) -> float:
@@ -163,11 +176,19 @@ class Worker:
                 QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
             )
             return "malformed"
-        if not beat(self.sfn, body["taskToken"]):
-            logger.info("dropped a build whose execution no longer waits", extra={"jobId": body["jobId"]})
+        claim = self.claim(body)
+        if claim is None:
+            logger.info("dropped a build whose execution no longer waits for it", extra={"jobId": body["jobId"]})
             self._delete(message)
             return "dropped"
-        build = Build(body, message["ReceiptHandle"])
+        run_token = self.take_run_token(body["jobId"], claim)
+        if run_token is None:
+            # Claimed, but the Run state never handed its token over (the execution was stopped in
+            # between): its heartbeat timeout, if it still runs, queues the build again.
+            logger.warning("no run token for a claimed build", extra={"jobId": body["jobId"]})
+            self._delete(message)
+            return "dropped"
+        build = Build({**body, "taskToken": run_token}, message["ReceiptHandle"])
         logger.append_keys(jobId=body["jobId"], projectId=body["projectId"], attempt=body["attempt"])
         try:
             outcome = self.run_build(build)
@@ -184,7 +205,41 @@ class Worker:
         return outcome
 
     def _delete(self, message: dict[str, Any]) -> None:
-        self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        try:
+            self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=message["ReceiptHandle"])
+        except ClientError as e:  # expired meanwhile (MessageRetentionPeriod): gone either way
+            logger.warning("could not delete the build message", extra={"code": e.response["Error"]["Code"]})
+
+    # --- the claim and the handover ---------------------------------------------------------------
+
+    def claim(self, body: dict[str, Any]) -> str | None:
+        """Answer the Queue state's token with this worker's claim; its id, or None if the build is not waiting."""
+        claim = uuid.uuid4().hex
+        try:
+            self.sfn.send_task_success(
+                taskToken=body["taskToken"], output=json.dumps({"worker": self.worker_id, "claim": claim})
+            )
+        except ClientError as e:
+            if e.response["Error"]["Code"] in TOKEN_GONE:
+                return None
+            raise  # the message comes back after its visibility timeout, and is claimed then
+        return claim
+
+    def take_run_token(self, job_id: str, claim: str) -> str | None:
+        """The Run state's token for this claim, read and removed at once; None if it never came."""
+        table = aws.table(settings().projects_table)
+        deadline = time.monotonic() + HANDOFF_SECONDS
+        delay = 0.05
+        while not self.stopping.is_set():
+            key = {"pk": f"buildrun#{job_id}#{claim}"}
+            item = table.delete_item(Key=key, ReturnValues="ALL_OLD").get("Attributes")
+            if item:
+                return str(item["taskToken"])
+            if time.monotonic() > deadline:
+                return None
+            self.stopping.wait(delay)
+            delay = min(1.0, delay * 2)
+        return None
 
     # --- one build --------------------------------------------------------------------------------
 

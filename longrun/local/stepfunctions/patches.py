@@ -3,7 +3,8 @@
 Each is a :class:`~longrun.local.patches.Patch` in :data:`PATCHES` (installed by
 :func:`longrun.local.patches.install`), naming the behaviour of Step Functions it supplies and what
 moto's engine does instead. In short: ``StopExecution`` of an execution that waits on a task token
-aborts it at once; ``SendTaskFailure`` keeps its ``cause``; a heartbeat sent right after the task's
+aborts it at once, and keeps its ``error`` and ``cause`` (:mod:`.stops`); ``SendTaskFailure`` keeps its
+``cause``; a heartbeat sent right after the task's
 message counts; a retried task gets a new token; a spent token's heartbeat answers ``TaskTimedOut``;
 a Lambda task whose Invoke the Lambda service refused fails with ``Lambda.<code>``; a definition that
 breaks the Amazon States Language is ``InvalidDefinition`` (judged by asl-validator); executions
@@ -20,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from longrun.local.patches import Patch
-from longrun.local.stepfunctions import map_runs, redrive
+from longrun.local.stepfunctions import map_runs, redrive, stops
 
 # Puts an "Execution Status Change" event for an execution as it is now; set by
 # _executions_announce_their_status (the redrive of an execution announces it too).
@@ -208,15 +209,28 @@ def _spent_tokens_answer_as_on_aws() -> None:
 
         return call
 
+    def closed(pool: Any, task_token: str) -> None:
+        """A token already answered is refused: TaskTimedOut is "the task associated with the token has
+        already been closed" (https://docs.aws.amazon.com/step-functions/latest/apireference/API_SendTaskSuccess.html).
+        moto keeps the answered endpoint and takes a second answer (or heartbeat) as if it were the first:
+        two build workers would both think they claimed one build."""
+        endpoint = pool.get(task_token)
+        if endpoint is not None and endpoint.get_outcome() is not None:
+            raise TokenSpent("the task of this token has already been closed", "TaskTimedOut")
+
     def heartbeat(self: Any, task_token: str) -> None:
         for execution in self._get_executions(ExecutionStatus.RUNNING):
-            if execution.exec_worker.env.callback_pool_manager.heartbeat(callback_id=task_token):
+            pool = execution.exec_worker.env.callback_pool_manager
+            closed(pool, task_token)
+            if pool.heartbeat(callback_id=task_token):
                 return
         raise TokenSpent("Invalid Token: 'Invalid token'", "InvalidToken")
 
     def notify(self: Any, task_token: str, outcome: Any) -> None:
         for execution in self._get_executions(ExecutionStatus.RUNNING):
-            if execution.exec_worker.env.callback_pool_manager.notify(callback_id=task_token, outcome=outcome):
+            pool = execution.exec_worker.env.callback_pool_manager
+            closed(pool, task_token)
+            if pool.notify(callback_id=task_token, outcome=outcome):
                 return
         raise TokenSpent("Invalid Token: 'Invalid token'", "InvalidToken")
 
@@ -433,6 +447,24 @@ PATCHES = (
     ),
     Patch(
         service="stepfunctions",
+        name="stop-keeps-its-error-and-cause",
+        behaviour=(
+            "StopExecution's error and cause reach the execution: its ExecutionAborted event, DescribeExecution "
+            "and its Execution Status Change event carry them, with the stop's date."
+        ),
+        doc=f"{_SFN_API}/API_StopExecution.html",
+        gap=(
+            "moto's handler drops both (its backend stops with error='' and cause=''), and an execution that "
+            "ends ABORTED gets no error or cause."
+        ),
+        replaces=(
+            "moto.stepfunctions.responses:StepFunctionResponse.stop_execution",
+            f"{_PARSER}.backend.execution:BaseExecutionWorkerCommunication._reflect_execution_status",
+        ),
+        apply=stops.apply,
+    ),
+    Patch(
+        service="stepfunctions",
         name="task-failure-keeps-its-cause",
         behaviour="SendTaskFailure's cause reaches the task's Catch ($.Cause) with its error.",
         doc=f"{_SFN_API}/API_SendTaskFailure.html",
@@ -476,11 +508,15 @@ PATCHES = (
     Patch(
         service="stepfunctions",
         name="spent-tokens-answer-as-on-aws",
-        behaviour="A heartbeat or answer for the token of a task that timed out gets TaskTimedOut (400).",
+        behaviour=(
+            "A heartbeat or answer for the token of a task that timed out, or was already answered, gets "
+            "TaskTimedOut (400)."
+        ),
         doc=f"{_SFN_API}/API_SendTaskHeartbeat.html",
         gap=(
             "moto tests the wrapper exception instead of the consumer's error (a timed-out token was "
-            "TaskDoesNotExist) and raises error classes its server cannot render: a bare 500."
+            "TaskDoesNotExist) and raises error classes its server cannot render: a bare 500; and it takes "
+            "a second answer to an answered token as if it were the first."
         ),
         replaces=(
             f"{_PARSER}.models:StepFunctionsParserBackend.send_task_heartbeat",

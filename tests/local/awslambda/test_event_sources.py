@@ -100,4 +100,3 @@ def test_stop_lets_a_batch_being_delivered_finish():
     poller.stop()
     assert len(runtime.events) == 1 and queue.deleted == ["r-m1"], "stop() cut a delivery short"
     queue.arrive("wake")
-

@@ -117,3 +117,54 @@ def test_a_task_failure_keeps_its_cause(waiting_machine):
     assert described["status"] == "FAILED" and described["error"] == "BuildFailed"
     failed = next(e for e in sfn.get_execution_history(executionArn=execution)["events"] if e["type"] == "TaskFailed")
     assert failed["taskFailedEventDetails"]["cause"] == '{"errorMessage": "exit 2"}'
+
+
+def test_a_second_answer_to_an_answered_token_is_refused(local_cloud):
+    """Two build workers that got one message (its visibility ran out) both claim it: only the first wins.
+
+    AWS: TaskTimedOut, "the task associated with the token has already been closed"
+    (https://docs.aws.amazon.com/step-functions/latest/apireference/API_SendTaskSuccess.html). moto took the
+    second answer as the first (mended in longrun/local/stepfunctions/patches.py, spent-tokens-answer-as-on-aws).
+    """
+    sqs = local_cloud.aws_client("sqs")
+    sfn = local_cloud.aws_client("stepfunctions")
+    queue = sqs.create_queue(QueueName=f"token-{uuid.uuid4().hex[:8]}")["QueueUrl"]
+    definition = {
+        "StartAt": "Claim",
+        "States": {
+            "Claim": {
+                "Type": "Task",
+                "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+                "Parameters": {"QueueUrl": queue, "MessageBody": {"token.$": "$$.Task.Token"}},
+                "TimeoutSeconds": 120,
+                "Next": "StillRunning",
+            },
+            "StillRunning": {"Type": "Wait", "Seconds": 20, "End": True},
+        },
+    }
+    machine = sfn.create_state_machine(
+        name=f"token-{uuid.uuid4().hex[:8]}", definition=json.dumps(definition),
+        roleArn="arn:aws:iam::123456789012:role/token-test",
+    )["stateMachineArn"]  # fmt: skip
+    execution = sfn.start_execution(stateMachineArn=machine, input="{}")["executionArn"]
+    token = _token(sqs, queue)
+    sfn.send_task_success(taskToken=token, output='{"claim": "first"}')
+    for answer in (
+        lambda: sfn.send_task_success(taskToken=token, output='{"claim": "second"}'),
+        lambda: sfn.send_task_heartbeat(taskToken=token),
+        lambda: sfn.send_task_failure(taskToken=token, error="Late"),
+    ):
+        with pytest.raises(ClientError) as refused:
+            answer()
+        assert refused.value.response["Error"]["Code"] == "TaskTimedOut"
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:
+        entered = [e["stateEnteredEventDetails"]["name"] for e in sfn.get_execution_history(executionArn=execution)[
+            "events"] if "stateEnteredEventDetails" in e]  # fmt: skip
+        if "StillRunning" in entered:
+            break
+        time.sleep(0.1)
+    events = sfn.get_execution_history(executionArn=execution)["events"]
+    succeeded = next(e for e in events if e["type"] == "TaskSucceeded")
+    assert json.loads(succeeded["taskSucceededEventDetails"]["output"]) == {"claim": "first"}
+    sfn.stop_execution(executionArn=execution)
