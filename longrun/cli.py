@@ -77,6 +77,7 @@ def cmd_local_up(args: argparse.Namespace) -> int:
         faults_seed=args.faults_seed,
         account_concurrency=args.account_concurrency,
         parameters=dict(args.parameter),
+        fresh=args.fresh,
     )
     cloud = LocalCloud(options)
     stop = threading.Event()
@@ -84,10 +85,15 @@ def cmd_local_up(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     print("longrun local cloud: starting (moto, Lambda workers, API Gateway fronts)…", flush=True)
     from longrun.local.refusals import AwsRefused
+    from longrun.local.state.format import StateRefused
+    from longrun.local.state.lock import DataDirLocked
     from longrun.local.stepfunctions.local_engine import DockerUnavailable, EngineFailed
 
     try:
         cloud.start()
+    except (StateRefused, DataDirLocked) as e:  # before anything started: the data dir is not this cloud's to use
+        print(f"longrun local up: {e}", file=sys.stderr)
+        return 2
     except AwsRefused as e:  # the template would not deploy: start() has stopped every part it started
         print(f"longrun local up: {e}", file=sys.stderr)
         return 2
@@ -133,6 +139,37 @@ def cmd_local_up(args: argparse.Namespace) -> int:
     finally:
         print("longrun local cloud: stopping…", flush=True)
         cloud.stop()
+    return 0
+
+
+def cmd_local_reset(args: argparse.Namespace) -> int:
+    """Clear a data dir (longrun.local.state.clear), under its lock: never while a cloud runs on it."""
+    from longrun.local.state.clear import clear, describe
+    from longrun.local.state.lock import DataDirLock, DataDirLocked
+
+    data_dir = args.data_dir.resolve()
+    if not data_dir.is_dir():
+        print(f"longrun local reset: {data_dir} is not a directory; nothing to clear", file=sys.stderr)
+        return 2
+    lock = DataDirLock(data_dir)
+    try:
+        lock.acquire(doing=f"reset {data_dir}")
+    except DataDirLocked as e:
+        print(f"longrun local reset: {e}", file=sys.stderr)
+        return 2
+    try:
+        if not args.yes:
+            try:
+                answer = input(f"Remove from {data_dir}: {describe()}? [y/N] ")
+            except EOFError:  # nothing to read the answer from: the same as no
+                answer = ""
+            if answer.strip().lower() not in ("y", "yes"):
+                print("longrun local reset: nothing removed (confirm with y, or give --yes)", file=sys.stderr)
+                return 1
+        removed = clear(data_dir)
+    finally:
+        lock.release()
+    print(f"removed {', '.join(str(p) for p in removed) or 'nothing (already empty)'}")
     return 0
 
 
@@ -328,7 +365,11 @@ def parser() -> argparse.ArgumentParser:
     up.add_argument("--ws-port", type=int, default=0, help="WebSocket API port (0: a free one)")
     up.add_argument("--aws-port", type=int, default=0, help="AWS endpoint (moto) port (0: a free one)")
     up.add_argument("--host", default="127.0.0.1", help=argparse.SUPPRESS)
-    up.add_argument("--data-dir", type=Path, default=Path(".longrun"), help="EFS, logs (default .longrun)")
+    up.add_argument("--data-dir", type=Path, default=Path(".longrun"),
+                    help="the cloud's data, kept across restarts: tables, objects, queues, parameters, logs, "
+                    "executions, EFS (default .longrun)")  # fmt: skip
+    up.add_argument("--fresh", action="store_true",
+                    help="start empty: clear what --data-dir kept first (as `longrun local reset --yes`)")  # fmt: skip
     up.add_argument("--endpoints-file", type=Path, help='write {"api","ws","aws"} here once every part serves')
     up.add_argument("--template", type=Path, metavar="FILE",
                     help="the SAM template to run (default infra/template.yaml of this checkout)")  # fmt: skip
@@ -378,6 +419,16 @@ def parser() -> argparse.ArgumentParser:
                     help="a template parameter, as `sam deploy --parameter-overrides KEY=VALUE` gives it (e.g. "
                     "RestApiDomainName=platform.example.test, RestApiBasePath=api); repeatable")  # fmt: skip
     up.set_defaults(func=cmd_local_up, usage_error=up.error)
+    from longrun.local.state.clear import describe as cleared
+
+    reset = local.add_parser(
+        "reset", help="clear a data dir: everything `longrun local up` kept there",
+        description=f"Remove what the local cloud kept in the data dir: {cleared()}. Refused while a local "
+        "cloud runs on it.",
+    )  # fmt: skip
+    reset.add_argument("--data-dir", type=Path, default=Path(".longrun"), help="default .longrun")
+    reset.add_argument("--yes", action="store_true", help="do not ask")
+    reset.set_defaults(func=cmd_local_reset)
 
     logs = sub.add_parser("logs", help="a build's log from CloudWatch Logs (uses AWS directly)")
     logs.add_argument("job_id")

@@ -184,9 +184,8 @@ def _print(letters: list[DeadLetter], as_json: bool, redriven: bool) -> None:
             letter.dead_lettered_at or "",
             _summary(letter.event),
             letter.reason.get("code", ""),
-            letter.reason.get("message", "") + "".join(
-                f"\n  {d.get('path')}: {d.get('message')}" for d in letter.reason.get("details", [])
-            ),
+            letter.reason.get("message", "")
+            + "".join(f"\n  {d.get('path')}: {d.get('message')}" for d in letter.reason.get("details", [])),
         ]
         if redriven and letter.redriven.get("deleted"):
             row.append(f"put back ({letter.redriven['eventId']})")
@@ -194,4 +193,3 @@ def _print(letters: list[DeadLetter], as_json: bool, redriven: bool) -> None:
             row.append(f"kept: {letter.redriven.get('error')}")
         table.add_row(*row)
     console.print(table)
-

@@ -62,12 +62,13 @@ class LocalCloud:
 
 
 @contextlib.contextmanager
-def started_local_cloud(base: Path, *options: str) -> Iterator[LocalCloud]:
+def started_local_cloud(base: Path, *options: str, new_session: bool = False) -> Iterator[LocalCloud]:
     """``longrun local up`` exactly as a user starts it, on free ports, with ``options`` added; stopped after.
 
     The one way the tests start a local cloud of their own (the session's ``local_cloud``, and the
     clouds with other options of tests/e2e/test_faults.py and tests/e2e/test_quota.py): its output
-    goes to ``base/local-up.log``, its data to ``base/data``.
+    goes to ``base/local-up.log``, its data to ``base/data``. ``new_session``: the cloud and its
+    processes get a process group of their own, which a test may SIGKILL whole (tests/e2e/test_restart.py).
     """
     endpoints_file = base / "endpoints.json"
     log = open(base / "local-up.log", "wb")  # noqa: SIM115
@@ -78,6 +79,7 @@ def started_local_cloud(base: Path, *options: str) -> Iterator[LocalCloud]:
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        start_new_session=new_session,
     )  # fmt: skip
     try:
         deadline = time.monotonic() + 120

@@ -5,10 +5,11 @@ a rule passes those of longrun's state machines that ended ``FAILED``, ``TIMED_O
 ``ABORTED`` to an SQS queue read by this function. Most of them find their job closed already (the
 notify step ran before the workflow's Fail state; a cancel closed it before the stop). The others
 ended outside: the state machine's own ``TimeoutSeconds``, a Stop from the console or from behind
-the API's back, a notify step that ran out of retries. This function closes those, with the same
-conditional write as the notify step (only while the job is ``RUNNING``), so whichever comes
-first tells the user and the other writes nothing: one ``job.finished``. It also gives back what
-the job held (the project's lock, its upload request).
+the API's back (one that names its error fails the job with it), a notify step that ran out of
+retries. This function closes those, with the same conditional write as the notify step (only
+while the job is ``RUNNING``), so whichever comes first tells the user and the other writes
+nothing: one ``job.finished``. It also gives back what the job held (the project's lock, its
+upload request).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ OUTCOMES = {
     "ABORTED": ("CANCELLED", "ExecutionAborted", "the workflow was stopped outside longrun"),
     "FAILED": ("FAILED", "ExecutionFailed", "the workflow failed"),
 }
+# The error DELETE /jobs/{id} stops an execution with (handlers/api/app.py): a cancel, not a failure.
+CANCEL_ERROR = "Cancelled"
 
 
 def _job_id(detail: dict[str, Any]) -> str | None:
@@ -72,7 +75,15 @@ def close(detail: dict[str, Any]) -> bool:
         return False
     status, code, message = outcome
     error = {"code": code, "message": message}
-    if status == "FAILED" and detail.get("error") and not str(detail["error"]).startswith(("States.", "Lambda.")):
+    if detail.get("status") == "ABORTED" and detail.get("error"):
+        # A Stop that named its reason (StopExecution's error and cause, which the event carries as
+        # DescribeExecution does): the job ends with that reason as its error. longrun's own cancel
+        # (DELETE /jobs/{id}) stops with CANCEL_ERROR and closes the job CANCELLED itself; any other
+        # named stop (an operator's, the local cloud's restart) fails the job, and POST /jobs/{id}/retry
+        # may redrive it (Step Functions redrives ABORTED executions).
+        status = "CANCELLED" if detail["error"] == CANCEL_ERROR else "FAILED"
+        error = user_error({"Error": detail["error"], "Cause": detail.get("cause")})
+    elif status == "FAILED" and detail.get("error") and not str(detail["error"]).startswith(("States.", "Lambda.")):
         # A step's own error that no Catch of the workflow took: the user reads it as the notify
         # step would have told it, and POST /jobs/{id}/retry can redrive the execution from there.
         error = user_error({"Error": detail["error"], "Cause": detail.get("cause")})

@@ -105,8 +105,11 @@ class LocalAwsApp:
         lambda_url: str,
         dynamodb_url: str | None,
         faults: Faults | None = None,
+        keeper: Any = None,
     ) -> None:
-        self.moto_app = moto_app
+        # --state-dir: requests to the services this process saves pass the keeper's gate (longrun.local.state).
+        self.keeper = keeper
+        self.moto_app = keeper.wrap(moto_app) if keeper is not None else moto_app
         self.lambda_runtime = _Upstream(lambda_url, "Lambda runtime")
         self.dynamodb = _Upstream(dynamodb_url, "DynamoDB") if dynamodb_url else None
         self.faults = faults or Faults()
@@ -116,6 +119,8 @@ class LocalAwsApp:
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") == usage.PATH and environ.get("REQUEST_METHOD") == "GET":
             return self._usage(environ, start_response)
+        if self.keeper is not None and environ.get("PATH_INFO", "").startswith("/_longrun/state"):
+            return self.keeper.serve(environ, start_response)
         refused = presigned.refusal(environ, start_response)
         if refused is not None:
             return refused
@@ -193,6 +198,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--faults", help="longrun.local.faults: this process injects dynamodb.throttle")
     parser.add_argument("--faults-seed", type=int, default=0)
     parser.add_argument("--faults-file", help="where this process writes its fault counts")
+    parser.add_argument("--state-dir", help="keep the owned services' state here (longrun.local.state)")
+    parser.add_argument("--state-services", default="", help="the services this process saves: a,b")
     args = parser.parse_args(argv)
     try:
         faults = Faults(parse_faults(args.faults), args.faults_seed) if args.faults else Faults()
@@ -206,7 +213,17 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("werkzeug").setLevel(logging.WARNING)
     patches.install()  # every patch of moto, each service's (longrun/local/<service>/patches.py)
     default_user_config.setdefault("stepfunctions", {})["execute_state_machine"] = True
-    app = LocalAwsApp(DomainDispatcherApplication(create_backend_app), args.lambda_url, args.dynamodb_url, faults)
+    keeper = None
+    if args.state_dir:
+        from longrun.local.state.keeper import Keeper
+
+        keeper = Keeper(Path(args.state_dir), [s for s in args.state_services.split(",") if s])
+        # `longrun local up` stops this process (SIGTERM) once nothing calls it: a terminal's Ctrl-C
+        # reaching it first would make its final save before the last requests.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    app = LocalAwsApp(
+        DomainDispatcherApplication(create_backend_app), args.lambda_url, args.dynamodb_url, faults, keeper
+    )
     if faults and args.faults_file:
         _report_faults(faults, args.faults_file)
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
@@ -220,6 +237,8 @@ def main(argv: list[str] | None = None) -> None:
     except (KeyboardInterrupt, SystemExit):
         pass
     finally:
+        if keeper is not None:
+            keeper.final_save()
         server.server_close()
         if faults and args.faults_file:
             write_json(Path(args.faults_file), faults.snapshot())

@@ -42,6 +42,10 @@ from longrun.local.console import STATIC_PREFIX, ConsoleFiles
 from longrun.local.control_plane import ControlPlane
 from longrun.local.ecs.services import ServicePool
 from longrun.local.faults import COUNTS_FILE, Faults, Reporter, to_spec
+from longrun.local.state import clear as state_clear
+from longrun.local.state import format as state_format
+from longrun.local.state.lock import DataDirLock
+from longrun.local.stepfunctions import settle
 from longrun.local.stepfunctions.local_engine import StepFunctionsLocal
 from longrun.tokens import local_secret  # the CLI signs with it too, without this package
 
@@ -89,6 +93,8 @@ class Options:
     account_concurrency: int = 1000
     # --parameter KEY=VALUE: template parameters over the local cloud's own (custom domains, ...).
     parameters: dict[str, str] | None = None
+    # --fresh: start empty, clearing what the data dir kept (longrun.local.state.clear).
+    fresh: bool = False
 
 
 class LocalCloud:
@@ -110,12 +116,22 @@ class LocalCloud:
         self.faults = Faults(options.faults, options.faults_seed)
         self._dynamodb_process: subprocess.Popen[str] | None = None
         self._fault_reporter: Reporter | None = None
+        self._lock = DataDirLock(self.data_dir)
 
     # --- start --------------------------------------------------------------------------------
 
     def start(self) -> None:
         o = self.options
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        # Outside the try below: a cloud refused here must not stop (or unlink the files of) the one that runs.
+        self._lock.acquire()
+        try:
+            if o.fresh:
+                state_clear.clear(self.data_dir)
+            state_format.check(self.data_dir)  # StateRefused: `longrun local up` exits 2 with its message
+        except BaseException:
+            self._lock.release()
+            raise
         (self.data_dir / "logs").mkdir(exist_ok=True)
         for stale in (self.data_dir / COUNTS_FILE, self._dynamodb_faults_file()):  # an earlier run's counts
             stale.unlink(missing_ok=True)
@@ -151,6 +167,10 @@ class LocalCloud:
                 account_concurrency=o.account_concurrency,
             ).build()
             self._put_token_secret()
+            self._restore_state()  # the saved data into the stack just made, whose definitions win
+            # Once the saved data is restored, before any front, poller or worker starts: the last run's
+            # RUNNING executions end ABORTED (LocalCloudStopped), and the trigger closes their jobs.
+            settle.settle_lost_executions(self.client("stepfunctions"), self.stack.state_machines.values())
             behind_apis = self.stack.api_functions()
             for spec in self.stack.functions:
                 if spec.name not in behind_apis:
@@ -183,6 +203,23 @@ class LocalCloud:
         except BaseException:
             self.stop()
             raise
+
+    def _state_args(self, *services: str) -> tuple[str, ...]:
+        """The options that make an AWS process keep ``services`` under ``<data-dir>/state`` (longrun.local.state)."""
+        return ("--state-dir", str(state_format.state_dir(self.data_dir)), "--state-services", ",".join(services))
+
+    def _restore_state(self) -> None:
+        """Each AWS process puts its services' saved data back, and begins saving (not before: see the keeper)."""
+        import urllib.error
+        import urllib.request
+
+        for url in (self.dynamodb_url, self.aws_url):
+            request = urllib.request.Request(f"{url}/_longrun/state/restore", data=b"", method="POST")
+            try:
+                with urllib.request.urlopen(request, timeout=300) as response:
+                    log.info("state restored at %s: %s", url, response.read().decode())
+            except urllib.error.HTTPError as e:
+                raise RuntimeError(f"restoring the saved state at {url} failed: {e.read().decode()}") from None
 
     def _dynamodb_faults_file(self) -> Path:
         return self.data_dir / "logs" / "faults-dynamodb.json"
@@ -244,8 +281,12 @@ class LocalCloud:
              "--faults-file", str(self._dynamodb_faults_file()))
             if rate else ()
         )  # fmt: skip
+        extra += self._state_args("dynamodb")
         self._dynamodb_process, self.dynamodb_url = self._start_aws_process("dynamodb", 0, lambda_url, extra=extra)
-        self.moto, self.aws_url = self._start_aws_process("aws", self.options.aws_port, lambda_url, self.dynamodb_url)
+        self.moto, self.aws_url = self._start_aws_process(
+            "aws", self.options.aws_port, lambda_url, self.dynamodb_url,
+            extra=self._state_args("s3", "sqs", "ssm", "logs", "stepfunctions"),
+        )  # fmt: skip
         deadline = time.monotonic() + 30
         while True:
             try:
@@ -449,6 +490,7 @@ class LocalCloud:
             self._fault_reporter.stop()
         for path in self._endpoints_files():
             path.unlink(missing_ok=True)
+        self._lock.release()  # after every process saved its last snapshot and exited
 
     def _endpoints_files(self) -> list[Path]:
         files = [self.data_dir / "endpoints.json"]

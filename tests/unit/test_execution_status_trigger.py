@@ -68,3 +68,29 @@ def test_the_end_of_an_attempt_before_a_retry_leaves_the_retried_job_alone(aws: 
     assert jobs.get("job-r", consistent=True)["status"] == "RUNNING"
     assert executions.close({**late, "redriveCount": 1})
     assert jobs.get("job-r", consistent=True)["status"] == "FAILED"
+
+
+def test_a_stop_that_names_its_reason_fails_the_job_with_it_and_gives_back_what_it_held(aws: Any) -> None:
+    """A Stop with an error (the local cloud's restart settles with ``LocalCloudStopped``) is the job's error."""
+    from core import locks, quota
+
+    job = launcher.new_job("job-s", "ursula", "git-pull", "prj-s", {}, MACHINE)
+    jobs.put_new(job)
+    quota.take("ursula", "job-s")
+    assert locks.acquire("prj-s", "job-s", "git-pull") is None
+    stop = {"error": "LocalCloudStopped", "cause": "The local cloud stopped while this execution ran."}
+    assert executions.close(_detail(job, "ABORTED", **stop)) is True
+    assert executions.close(_detail(job, "ABORTED", **stop)) is False, "one close, one job.finished"
+    closed = jobs.get("job-s", consistent=True)
+    assert closed["status"] == "FAILED", "a named stop is a failure a retry may redrive, not a cancel"
+    assert closed["error"] == {"code": "LocalCloudStopped", "message": stop["cause"]}
+    assert locks.acquire("prj-s", "job-next", "git-pull") is None, "the project's lock is free again"
+    assert "job-s" not in quota.running("ursula")
+
+
+def test_longruns_own_cancel_stays_a_cancel_whichever_close_comes_first(aws: Any) -> None:
+    job = _job(aws)
+    assert executions.close(_detail(job, "ABORTED", error="Cancelled", cause="cancelled by the user"))
+    closed = jobs.get("job-1", consistent=True)
+    assert closed["status"] == "CANCELLED"
+    assert closed["error"] == {"code": "Cancelled", "message": "cancelled by the user"}

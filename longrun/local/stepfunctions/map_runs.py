@@ -41,6 +41,7 @@ from typing import Any
 THRESHOLD_ERROR = "States.ExceedToleratedFailureThreshold"
 THRESHOLD_CAUSE = "The specified tolerated failure threshold was exceeded"
 _RESULTS = "_longrun_results"  # on a MapRunRecord: one record per child, as the ResultWriter writes it
+RESULTS_ATTRIBUTE = _RESULTS  # what persistence restores a Map Run's children into
 _DECLARED = "_longrun_tolerance_declared"  # on a distributed iteration component: (count, percentage) given
 _LOCK = threading.Lock()
 

@@ -1,0 +1,217 @@
+"""The snapshot loop inside a moto process: each owned service saved when it changed, and once more at exit.
+
+``aws_server --state-dir DIR --state-services a,b`` makes one :class:`Keeper`. It
+
+* wraps moto's WSGI app: a request to an owned service that may change it holds that service's
+  :class:`~longrun.local.state.gate.Gate` shared and marks the service dirty when it is answered;
+  reads (``Get*``, ``Describe*``, ``List*``, ``Query``, ``Scan``, S3 ``GET``/``HEAD``) pass ungated,
+  and long polls (SQS ``ReceiveMessage``, ``GetActivityTask``) pass ungated too, since holding a
+  gate for 20 s would stall the snapshot, and mark dirty when they end;
+* every :data:`INTERVAL` seconds saves each service that is dirty or whose adapter says ``busy()``:
+  its gate held exclusively only while the adapter dumps and the data is pickled (the pause), then
+  written atomically (:func:`~longrun.local.state.files.write_atomic`) outside the gate;
+* saves nothing until :meth:`restore` ran (``POST /_longrun/state/restore``, once the stack exists):
+  before it, the process holds an empty stack whose save would overwrite the data dir's;
+* saves every owned service at a clean stop (:meth:`final_save`).
+
+The crash bound follows: a write answered at ``t`` is on disk by ``t + INTERVAL + one save``
+(:data:`CRASH_BOUND_SECONDS` states it; tests/e2e/test_restart.py SIGKILLs after it).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import pickle
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from longrun.local import usage
+from longrun.local.state import files, registry
+from longrun.local.state.gate import Gate
+
+log = logging.getLogger("longrun.local.state")
+
+INTERVAL = 1.0
+# Interval + a save's pause and write, with margin for a loaded machine (a 1 MiB-object bucket of
+# 200 saves in well under a second once its blobs exist, docs/local-cloud.md#keeping-data-across-restarts).
+CRASH_BOUND_SECONDS = 2.0
+PATH_PREFIX = "/_longrun/state"
+# How long a snapshot waits for a service's requests in flight before it tries again next round.
+_DRAIN_SECONDS = 0.5
+_FINAL_DRAIN_SECONDS = 5.0
+_READS = ("Get", "Describe", "List", "Query", "Scan", "BatchGet", "TransactGet", "Filter", "Head")
+_LONG_POLLS = frozenset({"ReceiveMessage", "GetActivityTask"})
+
+
+def _request_kind(service: str, operation: str, method: str) -> str:
+    """A "read" (changes nothing), a "poll" (long: ungated, may change state) or a "write"."""
+    if operation in _LONG_POLLS:
+        return "poll"
+    if service == "s3":
+        return "read" if method in ("GET", "HEAD") else "write"
+    return "read" if operation.startswith(_READS) else "write"
+
+
+class Keeper:
+    def __init__(self, state_dir: Path, services: list[str], interval: float = INTERVAL) -> None:
+        self.state_dir = state_dir
+        self.interval = interval
+        self.adapters: dict[str, ModuleType] = registry.load(services)
+        self.gates = {service: Gate() for service in self.adapters}
+        self._dirty = dict.fromkeys(self.adapters, False)
+        self._save_lock = threading.Lock()
+        self._stopped = threading.Event()
+        self.armed = False
+        self.stats: dict[str, dict[str, float]] = {}
+        files.configure_blobs(state_dir / "blobs")
+        self._thread = threading.Thread(target=self._run, name="state-keeper", daemon=True)
+        self._thread.start()
+
+    # --- requests ---------------------------------------------------------------------------------
+
+    def wrap(self, app: Callable[..., Iterable[bytes]]) -> Callable[..., Iterable[bytes]]:
+        """moto's WSGI app, with each request to an owned service gated and noted (see the module doc)."""
+
+        def gated(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+            signed, operation = usage.classify(environ)
+            service = registry.SIGNING_NAMES.get(signed, signed)
+            if signed == "unsigned":  # nothing says which service: any owned one may have changed
+                body = list(app(environ, start_response))
+                self._mark(*self.adapters)
+                return body
+            if service not in self.adapters:
+                return app(environ, start_response)
+            kind = _request_kind(service, operation, environ.get("REQUEST_METHOD", "GET"))
+            if kind == "read":
+                return app(environ, start_response)
+            if kind == "poll":
+                body = list(app(environ, start_response))
+                self._mark(service)
+                return body
+            with self.gates[service].shared():
+                body = list(app(environ, start_response))  # answered whole inside the gate
+                self._mark(service)
+            return body
+
+        return gated
+
+    def _mark(self, *services: str) -> None:
+        for service in services:
+            if service in self._dirty:
+                self._dirty[service] = True
+
+    def serve(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        """``POST /_longrun/state/restore``, ``POST /_longrun/state/save`` (all owned, now), ``GET /_longrun/state``."""
+        path, method = environ.get("PATH_INFO", ""), environ.get("REQUEST_METHOD", "GET")
+        try:
+            if path == f"{PATH_PREFIX}/restore" and method == "POST":
+                body: dict[str, Any] = {"restored": self.restore()}
+            elif path == f"{PATH_PREFIX}/save" and method == "POST":
+                body = {"saved": self.save_all(force=True)}
+            elif path == PATH_PREFIX and method == "GET":
+                body = {"armed": self.armed, "services": list(self.adapters), "stats": self.stats}
+            else:
+                start_response("404 Not Found", [("Content-Type", "application/json")])
+                return [json.dumps({"message": f"no {method} {path}"}).encode()]
+        except Exception as e:  # the caller (cloud.py) stops the start with this message
+            log.exception("state: %s %s failed", method, path)
+            start_response("500 Internal Server Error", [("Content-Type", "application/json")])
+            return [json.dumps({"message": f"{type(e).__name__}: {e}"}).encode()]
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps(body).encode()]
+
+    # --- restore ----------------------------------------------------------------------------------
+
+    def _path(self, service: str) -> Path:
+        return self.state_dir / f"{service}.pickle"
+
+    def restore(self) -> dict[str, bool]:
+        """Each owned service's saved data into the stack just created; then (only then) saving begins."""
+        restored = {}
+        for service, adapter in self.adapters.items():
+            path = self._path(service)
+            restored[service] = path.exists()
+            if not path.exists():
+                continue
+            data = pickle.loads(path.read_bytes())
+            gate = self.gates[service]
+            if not gate.acquire_exclusive(_FINAL_DRAIN_SECONDS):
+                raise RuntimeError(f"{service}: requests did not drain for the restore")
+            try:
+                adapter.restore(data)
+            finally:
+                gate.release_exclusive()
+        for service in self._dirty:  # what the stack's creation wrote is the template's, not data
+            self._dirty[service] = False
+        self.armed = True
+        log.info("state: restored %s", ", ".join(s for s, done in restored.items() if done) or "nothing (empty)")
+        return restored
+
+    # --- save -------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while not self._stopped.wait(self.interval):
+            if self.armed:
+                self.save_all(force=False)
+
+    def _wants_save(self, service: str) -> bool:
+        busy = getattr(self.adapters[service], "busy", None)
+        try:
+            return self._dirty[service] or bool(busy and busy())
+        except Exception:
+            log.exception("state: %s busy() failed", service)
+            return True
+
+    def save_all(self, force: bool, drain: float = _DRAIN_SECONDS) -> dict[str, bool]:
+        if not self.armed:
+            return {}
+        with self._save_lock:
+            return {
+                service: self._save(service, drain) for service in self.adapters if force or self._wants_save(service)
+            }
+
+    def _save(self, service: str, drain: float) -> bool:
+        adapter, gate = self.adapters[service], self.gates[service]
+        started = time.perf_counter()
+        if not gate.acquire_exclusive(drain):
+            log.info("state: %s busy for %.1fs; saved next round", service, drain)
+            return False
+        try:
+            self._dirty[service] = False
+            data = adapter.dump()
+            payload = pickle.dumps(data, protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:
+            self._dirty[service] = True
+            log.exception("state: dumping %s failed; tried again next round", service)
+            return False
+        finally:
+            gate.release_exclusive()
+        paused = time.perf_counter()
+        files.write_atomic(self._path(service), payload)
+        saved = getattr(adapter, "saved", None)
+        if saved is not None:
+            saved(data)
+        done = time.perf_counter()
+        self.stats[service] = {
+            "pause_ms": round((paused - started) * 1000, 2),
+            "save_ms": round((done - started) * 1000, 2),
+            "bytes": len(payload),
+            "at": time.time(),
+        }
+        return True
+
+    def final_save(self) -> None:
+        """At a clean stop: every owned service, whatever its state (requests have stopped by then)."""
+        self._stopped.set()
+        if not self.armed:
+            return
+        result = self.save_all(force=True, drain=_FINAL_DRAIN_SECONDS)
+        for service, ok in result.items():
+            if not ok:
+                log.error("state: %s could not be saved at stop; its last snapshot stands", service)
+        log.info("state: saved %s at stop", ", ".join(s for s, ok in result.items() if ok))
