@@ -10,6 +10,14 @@ kept away from the API fronts and the Lambda workers. Two kinds of request are n
   is most of what a job costs, so ``longrun local up`` gives DynamoDB its own moto process (its
   own interpreter lock, the second core) and forwards DynamoDB requests made here to it. The
   functions reach it directly, through boto3's ``AWS_ENDPOINT_URL_DYNAMODB``.
+* **Step Functions, when it has a process of its own** (``--stepfunctions-url``): moto runs every
+  execution as threads of the process that answers ``StartExecution``, so with jobs in flight the
+  engine's threads and the API calls took turns on one interpreter lock, and ``StartExecution``
+  slowed with the load. ``longrun local up`` runs the engine in a third moto process and forwards
+  Step Functions requests made here to it; the functions and build workers reach it directly
+  (``AWS_ENDPOINT_URL_SFN``). That process is started with ``--integrations-url`` naming this
+  one: its engine's service integrations (Lambda, SQS, DynamoDB) and its "Execution Status
+  Change" events come here, where those services live.
 
 Started by ``longrun local up``; prints ``{"port": N}`` on stdout once it serves.
 """
@@ -36,6 +44,7 @@ from longrun.local.dynamodb.patches import dynamodb_request_lock, is_dynamodb_re
 from longrun.local.faults import Faults, FaultSpecError, write_json
 from longrun.local.faults import parse as parse_faults
 from longrun.local.s3 import presigned
+from longrun.local.stepfunctions.patches import EVENTS_ENDPOINT_ENV
 
 _INVOKE = re.compile(r"^/2015-03-31/functions/(?P<name>[^/]+)/invocations$")
 _HOP_BY_HOP = frozenset({"connection", "keep-alive", "transfer-encoding", "te", "upgrade", "host", "content-length"})
@@ -106,12 +115,14 @@ class LocalAwsApp:
         dynamodb_url: str | None,
         faults: Faults | None = None,
         keeper: Any = None,
+        stepfunctions_url: str | None = None,
     ) -> None:
         # --state-dir: requests to the services this process saves pass the keeper's gate (longrun.local.state).
         self.keeper = keeper
         self.moto_app = keeper.wrap(moto_app) if keeper is not None else moto_app
         self.lambda_runtime = _Upstream(lambda_url, "Lambda runtime")
         self.dynamodb = _Upstream(dynamodb_url, "DynamoDB") if dynamodb_url else None
+        self.stepfunctions = _Upstream(stepfunctions_url, "Step Functions") if stepfunctions_url else None
         self.faults = faults or Faults()
         # Requests answered here, as AWS meters them (longrun.local.usage; served at GET /_longrun/usage).
         self.usage = usage.Usage()
@@ -126,6 +137,8 @@ class LocalAwsApp:
             return refused
         if environ.get("REQUEST_METHOD") == "POST" and _INVOKE.match(environ.get("PATH_INFO", "")):
             return self.lambda_runtime.forward(environ, start_response)
+        if self.stepfunctions is not None and _is_stepfunctions_request(environ):
+            return self.stepfunctions.forward(environ, start_response)
         if is_dynamodb_request(environ):
             if self.dynamodb is not None:
                 return self.dynamodb.forward(environ, start_response)
@@ -138,9 +151,11 @@ class LocalAwsApp:
     def _usage(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         """This process's counts, with those of DynamoDB's own process (which answers DynamoDB) added in."""
         counts = self.usage.snapshot()
-        if self.dynamodb is not None:
+        for upstream in (self.dynamodb, self.stepfunctions):
+            if upstream is None:
+                continue
             captured: list[str] = []
-            body = b"".join(self.dynamodb.forward(environ, lambda status, headers: captured.append(status)))
+            body = b"".join(upstream.forward(environ, lambda status, headers, seen=captured: seen.append(status)))
             if captured and captured[0].startswith("200"):
                 other = json.loads(body)
                 for key, n in other["calls"].items():
@@ -148,6 +163,11 @@ class LocalAwsApp:
                 counts["dynamodb"].update(other["dynamodb"])
         start_response("200 OK", [("Content-Type", "application/json")])
         return [json.dumps(counts).encode()]
+
+
+def _is_stepfunctions_request(environ: dict[str, Any]) -> bool:
+    """A Step Functions API call: its JSON protocol names the operation ``AWSStepFunctions.<Operation>``."""
+    return str(environ.get("HTTP_X_AMZ_TARGET", "")).startswith("AWSStepFunctions.")
 
 
 def _throttled(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
@@ -198,6 +218,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--faults", help="longrun.local.faults: this process injects dynamodb.throttle")
     parser.add_argument("--faults-seed", type=int, default=0)
     parser.add_argument("--faults-file", help="where this process writes its fault counts")
+    parser.add_argument("--stepfunctions-url", help="where Step Functions requests go (else moto answers them here)")
+    parser.add_argument("--integrations-url",
+                        help="the AWS endpoint this process's Step Functions engine calls (its integrations, its "
+                        "events); this process itself if not given")  # fmt: skip
     parser.add_argument("--state-dir", help="keep the owned services' state here (longrun.local.state)")
     parser.add_argument("--state-services", default="", help="the services this process saves: a,b")
     args = parser.parse_args(argv)
@@ -222,13 +246,18 @@ def main(argv: list[str] | None = None) -> None:
         # reaching it first would make its final save before the last requests.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
     app = LocalAwsApp(
-        DomainDispatcherApplication(create_backend_app), args.lambda_url, args.dynamodb_url, faults, keeper
-    )
+        DomainDispatcherApplication(create_backend_app), args.lambda_url, args.dynamodb_url, faults, keeper,
+        stepfunctions_url=args.stepfunctions_url,
+    )  # fmt: skip
     if faults and args.faults_file:
         _report_faults(faults, args.faults_file)
     server = make_server(args.host, args.port, app, threaded=True, request_handler=MotoRequestHandler)
-    # moto's service integrations (Step Functions → Lambda, SQS, DynamoDB) call back on MOTO_PORT.
-    os.environ["MOTO_PORT"] = str(server.server_port)
+    # moto's service integrations (Step Functions → Lambda, SQS, DynamoDB) call MOTO_PORT: this process,
+    # or the one that serves those services when the engine has a process of its own.
+    integrations = urlsplit(args.integrations_url).port if args.integrations_url else None
+    os.environ["MOTO_PORT"] = str(integrations or server.server_port)
+    if args.integrations_url:  # the engine's "Execution Status Change" events go to EventBridge there
+        os.environ[EVENTS_ENDPOINT_ENV] = args.integrations_url
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     _exit_with_parent()
     print(json.dumps({"port": server.server_port}), flush=True)

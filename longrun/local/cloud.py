@@ -19,6 +19,7 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -97,6 +98,13 @@ class Options:
     fresh: bool = False
 
 
+def _free_port(host: str) -> int:
+    """A port free now, for a process that must be named before it starts (the engine: see _start_moto)."""
+    with socket.socket() as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
 class LocalCloud:
     def __init__(self, options: Options) -> None:
         self.options = options
@@ -105,6 +113,8 @@ class LocalCloud:
         self._processes: list[subprocess.Popen[str]] = []
         self.aws_url = ""
         self.dynamodb_url = ""
+        # moto's Step Functions engine in a process of its own (see aws_server); "" with an external engine.
+        self.stepfunctions_url = ""
         self.runtime: LambdaRuntime | None = None
         self.control: ControlPlane | None = None
         self.rest: RestFront | None = None
@@ -213,7 +223,7 @@ class LocalCloud:
         import urllib.error
         import urllib.request
 
-        for url in (self.dynamodb_url, self.aws_url):
+        for url in (u for u in (self.dynamodb_url, self.aws_url, self.stepfunctions_url) if u):
             request = urllib.request.Request(f"{url}/_longrun/state/restore", data=b"", method="POST")
             try:
                 with urllib.request.urlopen(request, timeout=300) as response:
@@ -273,7 +283,15 @@ class LocalCloud:
         return process, f"http://{self.options.host}:{json.loads(line)['port']}"
 
     def _start_moto(self, lambda_url: str) -> None:
-        """DynamoDB first, in a process of its own; then the AWS endpoint, which forwards to it."""
+        """DynamoDB first, in a process of its own; then the AWS endpoint, which forwards to it; then Step Functions.
+
+        moto's engine runs every execution as threads of the process that answers StartExecution: in
+        the AWS endpoint's process, the engine's threads and every other AWS call took turns on one
+        interpreter lock, and StartExecution slowed down with the jobs in flight. So the engine gets a
+        process of its own (unless an external engine runs the state machines), on a port chosen
+        first: the AWS endpoint forwards Step Functions calls to it, and it calls the AWS endpoint
+        for its integrations (Lambda, SQS, DynamoDB) and its events.
+        """
         # DynamoDB's faults are injected where DynamoDB answers: in its own process.
         rate = self.faults.rates.get("dynamodb.throttle")
         extra = (
@@ -283,15 +301,25 @@ class LocalCloud:
         )  # fmt: skip
         extra += self._state_args("dynamodb")
         self._dynamodb_process, self.dynamodb_url = self._start_aws_process("dynamodb", 0, lambda_url, extra=extra)
+        own_engine = self.options.engine == "moto" and not self.options.stepfunctions_endpoint
+        engine_port = _free_port(self.options.host) if own_engine else 0
+        aws_extra = self._state_args("s3", "sqs", "ssm", "logs", *(() if own_engine else ("stepfunctions",)))
+        if own_engine:
+            aws_extra += ("--stepfunctions-url", f"http://{self.options.host}:{engine_port}")
         self.moto, self.aws_url = self._start_aws_process(
-            "aws", self.options.aws_port, lambda_url, self.dynamodb_url,
-            extra=self._state_args("s3", "sqs", "ssm", "logs", "stepfunctions"),
-        )  # fmt: skip
+            "aws", self.options.aws_port, lambda_url, self.dynamodb_url, extra=aws_extra
+        )
+        if own_engine:
+            _, self.stepfunctions_url = self._start_aws_process(
+                "stepfunctions", engine_port, lambda_url,
+                extra=("--integrations-url", self.aws_url, *self._state_args("stepfunctions")),
+            )  # fmt: skip
         deadline = time.monotonic() + 30
         while True:
             try:
                 self.client("sts").get_caller_identity()
                 self.client("dynamodb").list_tables()
+                self.client("stepfunctions").list_state_machines(maxResults=1)
                 break
             except Exception:
                 if time.monotonic() > deadline:
@@ -314,8 +342,8 @@ class LocalCloud:
 
     def client(self, service: str) -> Any:
         endpoint = self.aws_url
-        if service == "stepfunctions" and self.options.stepfunctions_endpoint:
-            endpoint = self.options.stepfunctions_endpoint
+        if service == "stepfunctions" and (self.options.stepfunctions_endpoint or self.stepfunctions_url):
+            endpoint = self.options.stepfunctions_endpoint or self.stepfunctions_url
         elif service == "dynamodb" and self.dynamodb_url:
             endpoint = self.dynamodb_url
         return boto3.client(
@@ -330,8 +358,8 @@ class LocalCloud:
 
     def _lambda_environment(self) -> dict[str, str]:
         """What Lambda's runtime puts in every function's environment, pointed at the local cloud."""
-        engine = self.options.stepfunctions_endpoint
-        # boto3's service-specific endpoint variable sends Step Functions calls to the external engine.
+        engine = self.options.stepfunctions_endpoint or self.stepfunctions_url
+        # boto3's service-specific endpoint variable sends Step Functions calls straight to the engine.
         return ({"AWS_ENDPOINT_URL_SFN": engine} if engine else {}) | {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "LANG": "C.UTF-8",
@@ -452,8 +480,9 @@ class LocalCloud:
     def endpoints(self) -> dict[str, str]:
         assert self.rest and self.websocket
         endpoints = {"api": self.rest.url, "ws": self.websocket.url, "aws": self.aws_url}
-        if self.options.stepfunctions_endpoint:
-            endpoints["stepfunctions"] = self.options.stepfunctions_endpoint
+        engine = self.options.stepfunctions_endpoint or self.stepfunctions_url
+        if engine:  # the AWS endpoint forwards Step Functions calls there too; this is the direct way
+            endpoints["stepfunctions"] = engine
         return endpoints
 
     def exited(self) -> bool:

@@ -16,12 +16,17 @@ and the engine's clients are made once (cost only).
 from __future__ import annotations
 
 import copy
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
 
 from longrun.local.patches import Patch
 from longrun.local.stepfunctions import map_runs, redrive, stops
+
+# Set (by aws_server --integrations-url) when the engine has a process of its own: EventBridge is
+# served at this URL, not in this process, and the status events are put there (PutEvents).
+EVENTS_ENDPOINT_ENV = "LONGRUN_EVENTS_ENDPOINT"
 
 # Puts an "Execution Status Change" event for an execution as it is now; set by
 # _executions_announce_their_status (the redrive of an execution announces it too).
@@ -266,6 +271,18 @@ def _executions_announce_their_status() -> None:
 
     global _announcer
     log = logging.getLogger("longrun.local.moto_fixes")
+    clients: dict[tuple[str, str], Any] = {}
+
+    def events_client(endpoint: str, region: str) -> Any:
+        """One EventBridge client per endpoint and region, used by the one delivering thread only."""
+        if (endpoint, region) not in clients:
+            import boto3
+
+            clients[endpoint, region] = boto3.client(
+                "events", endpoint_url=endpoint, region_name=region,
+                aws_access_key_id="testing", aws_secret_access_key="testing",
+            )  # fmt: skip
+        return clients[endpoint, region]
 
     def millis(moment: Any) -> int | None:
         return int(moment.timestamp() * 1000) if isinstance(moment, datetime.datetime) else None
@@ -294,7 +311,13 @@ def _executions_announce_their_status() -> None:
             "EventBusName": "default",
         }
         try:
-            events_backends[execution.account_id][execution.region_name].put_events([event])
+            endpoint = os.environ.get(EVENTS_ENDPOINT_ENV)
+            if endpoint:  # the engine's own process: EventBridge lives in the AWS endpoint's
+                answer = events_client(endpoint, execution.region_name).put_events(Entries=[event])
+                if answer.get("FailedEntryCount"):
+                    log.error("EventBridge refused the status of %s: %s", execution.exec_arn, answer["Entries"])
+            else:
+                events_backends[execution.account_id][execution.region_name].put_events([event])
         except Exception:  # EventBridge delivery is asynchronous on AWS: it never fails an execution
             log.exception("could not announce the status of %s", execution.exec_arn)
 
