@@ -7,7 +7,10 @@ The path measured is the user's: REST front → authorizer (cached per token, as
 Every accepted job really runs afterwards and loads the two cores, so the baseline is measured
 under the same load: each client alternates a bare ``StartExecution`` and a ``POST /jobs``, then
 waits for its job to finish before the next pair, as a user who starts a job and watches it does.
-At 20 clients that keeps up to 20 jobs running while the calls are timed, on both sides alike.
+At 10 and at 50 clients that keeps up to 10 and 50 jobs running while the calls are timed, on
+both sides alike. The target is the issue's: the accept path's p99 within 2x the bare call's at
+both, which holds only if the engine's ``StartExecution`` does not slow down with the executions it
+runs (moto's engine has a process of its own for that: ``longrun.local.aws_server``).
 """
 
 from __future__ import annotations
@@ -35,12 +38,12 @@ class Settings:
     rounds: int = 3
     solo_requests: int = 15  # pairs per round at one client
     solo_warmup: int = 2
-    clients: int = 20
-    per_client: int = 3  # pairs per client per round at `clients` concurrent clients
+    # (concurrent clients, pairs per client per round): each level's round is about 40-100 jobs.
+    levels: tuple[tuple[int, int], ...] = ((10, 4), (50, 2))
 
     @classmethod
     def quick(cls) -> Settings:
-        return cls(rounds=1, solo_requests=5, solo_warmup=2, clients=20, per_client=1)
+        return cls(rounds=1, solo_requests=5, solo_warmup=2, levels=((10, 1), (50, 1)))
 
 
 def _wait_finished(client: httpx.Client, job_id: str, timeout: float = 120) -> None:
@@ -89,7 +92,8 @@ def run(cloud: Cloud, s: Settings, say: Callable[[str], None]) -> Section:
     machine = machines.create(cloud, 1)
     bare = start_bare(machine)
     solo_user = "bench-accept-solo"
-    users = [f"bench-accept-{i:02d}" for i in range(s.clients)]
+    most = max(clients for clients, _ in s.levels)
+    users = [f"bench-accept-{i:02d}" for i in range(most)]
     rest = {user: cloud.rest(user) for user in [solo_user, *users]}
     crowd = [rest[user] for user in users]
     sfn_solo = cloud.aws_client("stepfunctions")
@@ -114,19 +118,21 @@ def run(cloud: Cloud, s: Settings, say: Callable[[str], None]) -> Section:
 
     solo_b: list[Timed] = []
     solo_l: list[Timed] = []
-    crowd_b: list[Timed] = []
-    crowd_l: list[Timed] = []
+    crowd_b: dict[int, list[Timed]] = {clients: [] for clients, _ in s.levels}
+    crowd_l: dict[int, list[Timed]] = {clients: [] for clients, _ in s.levels}
     for r in range(s.rounds):
         say(f"accept: round {r + 1}/{s.rounds}: 1 client")
         baseline, longrun = paired([(sfn_solo, rest[solo_user])], bare, s.solo_requests)
         solo_b.append(baseline)
         solo_l.append(longrun)
         quiet()
-        say(f"accept: round {r + 1}/{s.rounds}: {s.clients} clients")
-        baseline, longrun = paired(list(zip(sfn_crowd, crowd, strict=True)), bare, s.per_client)
-        crowd_b.append(baseline)
-        crowd_l.append(longrun)
-        quiet()
+        for clients, per_client in s.levels:
+            say(f"accept: round {r + 1}/{s.rounds}: {clients} clients")
+            pairs = list(zip(sfn_crowd[:clients], crowd[:clients], strict=True))
+            baseline, longrun = paired(pairs, bare, per_client)
+            crowd_b[clients].append(baseline)
+            crowd_l[clients].append(longrun)
+            quiet()
 
     def per_round(timings: list[Timed], p: float) -> list[float]:
         return [percentile(t.ms, p) for t in timings]
@@ -136,23 +142,36 @@ def run(cloud: Cloud, s: Settings, say: Callable[[str], None]) -> Section:
         Row("Accept p50, 1 client", "ms", per_round(solo_l, 50), per_round(solo_b, 50), bare_label,
             target="< 25 ms", check=lambda v, _b: v < 25),
         Row("Accept p99, 1 client", "ms", per_round(solo_l, 99), per_round(solo_b, 99), bare_label),
-        Row(f"Accept p50, {s.clients} concurrent clients", "ms", per_round(crowd_l, 50), per_round(crowd_b, 50),
-            bare_label),
-        Row(f"Accept p99, {s.clients} concurrent clients", "ms", per_round(crowd_l, 99), per_round(crowd_b, 99),
-            bare_label, target="≤ 3x baseline (aim 2x)", check=lambda v, b: v <= 3 * b),
     ]  # fmt: skip
+    for clients, _ in s.levels:
+        section.rows += [
+            Row(f"Accept p50, {clients} concurrent clients", "ms", per_round(crowd_l[clients], 50),
+                per_round(crowd_b[clients], 50), bare_label),
+            Row(f"Accept p99, {clients} concurrent clients", "ms", per_round(crowd_l[clients], 99),
+                per_round(crowd_b[clients], 99), bare_label, target="≤ 2x baseline", check=lambda v, b: v <= 2 * b),
+        ]  # fmt: skip
 
-    errors = [e for t in [*warm, *solo_b, *solo_l, *crowd_b, *crowd_l] for e in t.errors]
-    accepted = sum(len(t.ms) for t in [*solo_l, *crowd_l])
+    # The engine alone: its StartExecution under the load of the jobs in flight, beside the same call idle.
+    busiest = max(clients for clients, _ in s.levels)
+    section.rows.append(
+        Row(f"Engine StartExecution p99, {busiest} clients with jobs in flight", "ms",
+            per_round(crowd_b[busiest], 99), per_round(solo_b, 99), "the same call, 1 client"),
+    )  # fmt: skip
+
+    crowds = [t for clients, _ in s.levels for t in [*crowd_b[clients], *crowd_l[clients]]]
+    errors = [e for t in [*warm, *solo_b, *solo_l, *crowds] for e in t.errors]
+    accepted = sum(len(t.ms) for t in [*solo_l, *(t for c, _ in s.levels for t in crowd_l[c])])
     section.notes.append(
-        f"per round: 1 client x {s.solo_requests} pairs, then {s.clients} clients x {s.per_client} pairs "
-        f"(bare StartExecution, POST /jobs, wait for the job; own keep-alive connection and user each); "
-        f"{accepted} jobs accepted and measured, after {s.solo_warmup} + {s.clients} warm-up requests"
+        f"per round: 1 client x {s.solo_requests} pairs, then "
+        + ", then ".join(f"{clients} clients x {per} pairs" for clients, per in s.levels)
+        + " (bare StartExecution on the engine's endpoint, POST /jobs, wait for the job; own keep-alive "
+        f"connection and user each); {accepted} jobs accepted and measured, after {s.solo_warmup} + {most} "
+        "warm-up requests"
     )
-    if crowd_l:
+    for clients, per_client in s.levels:
         section.notes.append(
-            f"{s.clients} clients: their {s.clients * s.per_client} pairs and jobs took "
-            + ", ".join(f"{t.seconds:.2f}" for t in crowd_l)
+            f"{clients} clients: their {clients * per_client} pairs and jobs took "
+            + ", ".join(f"{t.seconds:.2f}" for t in crowd_l[clients])
             + " s"
         )
     section.notes.append(waited.note())

@@ -36,6 +36,15 @@ REGION = "us-east-1"
 _AWS_CONFIG = Config(retries={"max_attempts": 1, "mode": "standard"}, max_pool_connections=50, read_timeout=120)
 
 
+def _moto_part(command: str) -> str:
+    """Which moto process a command line is (longrun.local.cloud starts three, each with its own options)."""
+    if "--integrations-url" in command:
+        return "moto: Step Functions engine"
+    if "--dynamodb-url" in command:
+        return "moto: AWS endpoint (S3, SQS, SSM, Logs, EventBridge)"
+    return "moto: DynamoDB"
+
+
 class CloudError(RuntimeError):
     """The local cloud did not start."""
 
@@ -89,6 +98,8 @@ class Cloud:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     # The fault counts (longrun.local.faults) as the cloud wrote them when it stopped.
     faults_at_stop: dict[str, Any] = field(default_factory=dict)
+    # The Step Functions engine's own endpoint (its own moto process): where the functions' calls go.
+    stepfunctions: str = ""
 
     # --- start and stop ---------------------------------------------------------------------
 
@@ -115,7 +126,8 @@ class Cloud:
                 raise CloudError("longrun local up did not start:\n" + (workdir / "local-up.log").read_text()[-4000:])
             time.sleep(0.1)
         endpoints = json.loads(endpoints_file.read_text())
-        return cls(endpoints["api"], endpoints["ws"], endpoints["aws"], workdir, process)
+        return cls(endpoints["api"], endpoints["ws"], endpoints["aws"], workdir, process,
+                   stepfunctions=endpoints.get("stepfunctions", ""))  # fmt: skip
 
     def stop(self, keep: bool = False) -> float:
         """SIGTERM, as Ctrl-C would; returns how long the local cloud took to stop."""
@@ -154,10 +166,14 @@ class Cloud:
         return connect(f"{self.ws}?token={quote(self.token(user))}", open_timeout=30, compression=None)
 
     def aws_client(self, service: str) -> Any:
-        """A boto3 client of the local AWS endpoint (moto): what the baselines call directly."""
+        """A boto3 client of the local AWS endpoint (moto): what the baselines call directly.
+
+        Step Functions calls go to the engine's own endpoint, as the functions' do
+        (``AWS_ENDPOINT_URL_SFN``): a bare StartExecution is the same call the API Lambda makes.
+        """
         return boto3.session.Session().client(
             service,
-            endpoint_url=self.aws,
+            endpoint_url=self.stepfunctions if service == "stepfunctions" and self.stepfunctions else self.aws,
             region_name=REGION,
             aws_access_key_id="testing",
             aws_secret_access_key="testing",
@@ -269,11 +285,13 @@ class Cloud:
             text += f"; write probe failed: {type(e).__name__}: {e}"
         moto = self.moto_usage()
         if moto:
-            text += f"; moto process {moto[0]:.0f} MiB RSS, {moto[1]:.0f} s CPU so far"
+            text += f"; moto processes {moto[0]:.0f} MiB RSS, {moto[1]:.0f} s CPU so far"
         return text
 
     def moto_usage(self) -> tuple[float, float] | None:
-        """(RSS in MiB, CPU seconds) of the AWS endpoint process, from /proc; None elsewhere."""
+        """(RSS in MiB, CPU seconds) of the moto processes together (AWS endpoint, DynamoDB, engine), from /proc."""
+        total_rss = total_cpu = 0.0
+        found = False
         try:
             children = Path(f"/proc/{self.process.pid}/task/{self.process.pid}/children").read_text().split()
             for pid in children:
@@ -283,18 +301,20 @@ class Cloud:
                         if line.startswith("VmRSS:")
                     )  # fmt: skip
                     stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                    cpu = (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
-                    return rss / 1024, cpu
+                    total_cpu += (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
+                    total_rss += rss / 1024
+                    found = True
         except (OSError, StopIteration, ValueError, IndexError):
             return None
-        return None
+        return (total_rss, total_cpu) if found else None
 
     def cpu_by_part(self) -> dict[str, float]:
         """CPU seconds so far of each part of the local cloud, from /proc (empty elsewhere).
 
-        Parts: the AWS endpoint (moto: AWS APIs and the Step Functions engine), the Lambda workers
-        (with the programs they ran, such as git), and ``longrun local up`` itself (the REST and
-        WebSocket fronts, the control plane). Comparing them says which part a job's time goes to.
+        Parts: the three moto processes (the Step Functions engine; DynamoDB; the AWS endpoint with
+        S3, SQS, SSM, Logs, EventBridge), the Lambda workers (with the programs they ran, such as
+        git), the build workers, and ``longrun local up`` itself (the REST and WebSocket fronts, the
+        control plane). Comparing them says which part a job's time goes to.
         """
         ticks = os.sysconf("SC_CLK_TCK")
         parents: dict[int, int] = {}
@@ -322,9 +342,11 @@ class Cloud:
             if pid == self.process.pid:
                 part, seconds = "local up (fronts, control plane)", own
             elif "longrun.local.aws_server" in command:
-                part, seconds = "moto", own
+                part, seconds = _moto_part(command), own
             elif "longrun.local.awslambda.worker" in command:
                 part, seconds = "Lambda workers", own + reaped
+            elif "workers.build" in command:
+                part, seconds = "build workers", own + reaped
             else:
                 continue  # a worker's child: counted in its worker once reaped
             parts[part] = parts.get(part, 0.0) + seconds

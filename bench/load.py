@@ -301,8 +301,9 @@ def run_bare(cloud: Cloud, s: Settings) -> tuple[float, list[float]]:
     return len(latencies) / (time.time() - began), latencies
 
 
-def _rows(label: str, out: Outcome, bare_rate: float, bare_ms: list[float]) -> list[Row]:
+def _rows(label: str, out: Outcome, bare_rate: float, bare_ms: list[float], faulted: bool = False) -> list[Row]:
     rate = out.jobs / out.seconds if out.seconds else 0.0
+    ok = out.statuses.get("SUCCEEDED", 0)
     base = "bare 3-Pass executions, same clients"
     return [
         Row(f"{label}: jobs per second ({out.jobs} jobs of 4 kinds)", "jobs/s", [rate], [bare_rate], base, digits=2),
@@ -312,7 +313,11 @@ def _rows(label: str, out: Outcome, bare_rate: float, bare_ms: list[float]) -> l
             digits=0),
         Row(f"{label}: jobs lost (no final status, not exactly one job.finished, a seq gap)", "", [len(out.lost)],
             target="0", check=lambda v, _b: v == 0, longrun_text=str(len(out.lost)), digits=0),
-    ]  # fmt: skip
+    ] + ([] if faulted else [
+        # Without faults nothing may fail: builds queue for the default workers (BuildQueueTimeoutSeconds).
+        Row(f"{label}: jobs SUCCEEDED", "", [float(ok)], target=f"all {out.jobs}", check=lambda v, _b: v >= out.jobs,
+            longrun_text=f"{ok}/{out.jobs}", digits=0),
+    ])  # fmt: skip
 
 
 def _notes(label: str, out: Outcome) -> list[str]:
@@ -353,7 +358,7 @@ def run(cloud: Cloud, s: Settings, say: Callable[[str], None], faults: str | Non
         say("load: the same number of bare executions, for the baseline")
         bare_rate, bare_ms = run_bare(cloud, s)
         label = "Load under faults" if faults else "Load"
-        section.rows = _rows(label, out, bare_rate, bare_ms)
+        section.rows = _rows(label, out, bare_rate, bare_ms, faulted=bool(faults))
         section.notes += _notes(label, out)
         if faults:
             counts = cloud.fault_counts()

@@ -119,7 +119,7 @@ def run(cloud: Cloud, s: Settings, say: Callable[[str], None]) -> Section:
             + ", ".join(f"{part} {ms:.0f} ms" for part, ms in sorted(job_cpu.items(), key=lambda kv: -kv[1]))
             + f" (all: {sum(job_cpu.values()):.0f} ms of the {cores() * 1000 * wall / total:.0f} ms of CPU that "
             f"{cores()} cores offered per job over this round); moto per bare execution "
-            f"{bare_cpu.get('moto', float('nan')):.0f} ms"
+            f"{sum(ms for part, ms in bare_cpu.items() if part.startswith('moto')):.0f} ms"
         )
 
     per_job = median(transitions) if transitions else float("nan")

@@ -107,6 +107,8 @@ def cmd_local_up(args: argparse.Namespace) -> int:
         if options.stepfunctions_endpoint
         else ""
     )
+    if cloud.stepfunctions_url:
+        engine_note = f"\n  Step Functions  {cloud.stepfunctions_url}  (moto's engine, in a process of its own)"
     if cloud.stepfunctions_local is not None:
         engine_note = (
             f"\n  Step Functions  {options.stepfunctions_endpoint}  (Step Functions Local in Docker: container "
@@ -119,6 +121,7 @@ def cmd_local_up(args: argparse.Namespace) -> int:
   WebSocket  {endpoints["ws"]}?token=<token>
   Console    {endpoints["api"]}/console/   (sign in with a token from the line below)
   AWS        {endpoints["aws"]}   (moto: DynamoDB, S3, Step Functions, SSM, IAM, Logs)
+  Data       {cloud.data_dir}   (kept across restarts; --fresh starts empty, `longrun local reset` clears it)
   EFS        {cloud.stack.efs_root}
   Logs       {cloud.data_dir / "logs"}{engine_note}
   Tokens     longrun token --user alice   (signed with {secret_note})

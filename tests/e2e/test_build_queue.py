@@ -9,7 +9,11 @@ Then the queue's limit: a build that no worker can take within ``BuildQueueTimeo
 ``TIMED_OUT`` ``BuildQueueTimeout``, once, and leaves nothing in the queue. The local cloud runs the
 template's own parameter (``--parameter BuildQueueTimeoutSeconds=90``), as ``sam deploy`` would.
 
-Cost: one extra cloud (about 20 s to start), ~60 s for the ten builds, ~95 s for the queue limit.
+Last, fairness between users: one user's backlog of builds does not starve another user's one
+(the queue is a fair queue, MessageGroupId = the user).
+
+Cost: one extra cloud (about 20 s to start), ~60 s for the ten builds, ~95 s for the queue limit,
+~45 s for the backlog.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ QUEUE_SECONDS = 90
 HEARTBEAT_SECONDS = 10
 USER = "queue-user"
 OTHER = "queue-other"
+BUSY, QUIET = "queue-busy", "queue-quiet"
+BACKLOG = 20  # the busy user's builds, all waiting behind the one worker
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +43,7 @@ def cloud(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         tmp_path_factory.mktemp("build-queue"),
         "--build-workers", "1", "--build-heartbeat-timeout", str(HEARTBEAT_SECONDS),
         "--parameter", f"BuildQueueTimeoutSeconds={QUEUE_SECONDS}",
+        "--max-jobs-per-user", str(BACKLOG + 5),  # the busy user's backlog is all accepted
     ) as started:  # fmt: skip
         yield started
 
@@ -107,3 +114,29 @@ def test_a_build_no_worker_takes_in_time_ends_build_queue_timeout_and_leaves_the
         time.sleep(1)
     assert counts["ApproximateNumberOfMessages"] == "0", json.dumps(counts)
     assert counts["ApproximateNumberOfMessagesNotVisible"] == "0", json.dumps(counts)
+
+
+def _started_at(cloud: Any, job_id: str, user: str) -> str | None:
+    started = [e["at"] for e in events(cloud, job_id, user)
+               if e["type"] == "job.progress" and e["step"] == "build" and e["status"] == "STARTED"]  # fmt: skip
+    return started[0] if started else None
+
+
+def test_one_users_backlog_does_not_starve_another_users_build(cloud: Any) -> None:
+    busy_project, quiet_project = create_project(cloud, BUSY), create_project(cloud, QUIET)
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        backlog = list(pool.map(lambda n: post_build(cloud, busy_project, BUSY, f"echo busy {n}"), range(BACKLOG)))
+    deadline = time.monotonic() + 60  # the worker is on the backlog: its builds count as the busy user's
+    while time.monotonic() < deadline and sum(_started_at(cloud, j["jobId"], BUSY) is not None for j in backlog) < 2:
+        time.sleep(0.5)
+    quiet = post_build(cloud, quiet_project, QUIET, "echo quiet")
+    assert wait_for_status(cloud, quiet["jobId"], QUIET, timeout=60)["status"] == "SUCCEEDED"
+    quiet_started = _started_at(cloud, quiet["jobId"], QUIET)
+    assert quiet_started is not None
+    busy_started = [_started_at(cloud, j["jobId"], BUSY) for j in backlog]
+    ahead = sum(1 for at in busy_started if at is not None and at < quiet_started)
+    # FIFO would run every busy build first (the quiet one joined behind the rest of the backlog); the fair queue
+    # delivers the quiet user's build as soon as the worker asks for its next message.
+    assert ahead <= 5, f"{ahead} of the busy user's {BACKLOG} builds started before the quiet user's one"
+    for job in backlog:  # the backlog still drains, in time
+        assert wait_for_status(cloud, job["jobId"], BUSY, timeout=QUEUE_SECONDS)["status"] == "SUCCEEDED"

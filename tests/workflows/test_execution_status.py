@@ -66,11 +66,22 @@ def test_a_stop_behind_the_apis_back_cancels_the_job_and_frees_the_project(workf
     started = workflow.start_job("git-clone", USER, {"repoUrl": "https://example.com/r.git"}, project, lock=True,
                                  machine=probe(workflow, WAIT))  # fmt: skip
     assert workflow.lock_holder(project) == started["jobId"]
-    workflow.sfn.stop_execution(executionArn=started["executionArn"], error="Operator", cause="stopped in the console")
+    workflow.sfn.stop_execution(executionArn=started["executionArn"])  # the console's Stop, no reason given
     job = closed(workflow, started["jobId"])
     assert job["status"] == "CANCELLED" and job["error"]["code"] == "ExecutionAborted"
     assert len(finished_events(workflow, started["jobId"])) == 1
     assert workflow.lock_holder(project) is None, "the git lock is given back on this path too"
+
+
+def test_a_stop_that_names_its_reason_fails_the_job_with_it_and_frees_the_project(workflow: Workflow) -> None:
+    project = f"prj-{uuid.uuid4().hex[:12]}"
+    started = workflow.start_job("git-clone", USER, {"repoUrl": "https://example.com/r.git"}, project, lock=True,
+                                 machine=probe(workflow, WAIT))  # fmt: skip
+    workflow.sfn.stop_execution(executionArn=started["executionArn"], error="Operator", cause="stopped in the console")
+    job = closed(workflow, started["jobId"])
+    assert job["status"] == "FAILED" and job["error"] == {"code": "Operator", "message": "stopped in the console"}, job
+    assert len(finished_events(workflow, started["jobId"])) == 1
+    assert workflow.lock_holder(project) is None
 
 
 def test_a_failure_no_notify_step_reported_closes_the_job_with_its_error(workflow: Workflow) -> None:
