@@ -91,14 +91,23 @@ def started_local_cloud(base: Path, *options: str, new_session: bool = False) ->
             time.sleep(0.1)
         endpoints = json.loads(endpoints_file.read_text())
         yield LocalCloud(endpoints["api"], endpoints["ws"], endpoints["aws"], base / "data", process)
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            raise
+        _stop(process, fail_if_slow=True)
     finally:
+        # A test that failed inside the ``with`` stops its cloud too: a leaked one would load every later test.
+        if process.poll() is None:
+            _stop(process, fail_if_slow=False)
         log.close()
+
+
+def _stop(process: subprocess.Popen[bytes], fail_if_slow: bool) -> None:
+    """SIGTERM, as Ctrl-C would; a cloud that has not stopped within 30 s is killed (and fails the test)."""
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        if fail_if_slow:
+            raise
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,9 @@ from typing import Any
 from longrun.local.state import backends
 
 SERVICE = "dynamodb"
+# Saved by a forked child (longrun.local.state.keeper): the items are most of the data dir and pickling
+# them took 300 ms at 3 MB, with every request paused. dump() takes no lock, so a fork may run it.
+SNAPSHOT_IN_CHILD = True
 log = logging.getLogger("longrun.local.state")
 
 

@@ -117,6 +117,21 @@ def _execution(execution: Any) -> dict[str, Any]:
     }
 
 
+# arn -> (the finished execution's signature, its plain data): a finished execution does not change
+# until it is redriven, so a save converts only the executions that run or changed since the last one.
+# Without it a save cost ~2 ms per execution ever run (2.3 s with the engine paused, at 1,200).
+_converted: dict[str, tuple[tuple[Any, ...], dict[str, Any]]] = {}
+
+
+def _finished_signature(execution: Any) -> tuple[Any, ...] | None:
+    """What tells one finished state of an execution from another (a redrive changes it); None while it runs."""
+    status = _status(execution)
+    if status == "RUNNING":  # its history grows without a request
+        return None
+    redriven = (getattr(execution, "redrive_count", 0), getattr(execution, "redrive_date", None))
+    return (status, execution.stop_date, *redriven)
+
+
 def dump() -> dict[str, Any]:
     """Every execution this process holds, as plain data (called while requests are paused)."""
     executions = []
@@ -125,7 +140,15 @@ def dump() -> dict[str, Any]:
             for execution in list(machine.executions):
                 if getattr(execution, "exec_worker", None) is None:
                     continue  # a StartExecution still being answered: its first snapshot comes next
-                executions.append(_execution(execution))
+                signature = _finished_signature(execution)
+                cached = _converted.get(execution.exec_arn)
+                if signature is not None and cached is not None and cached[0] == signature:
+                    executions.append(cached[1])
+                    continue
+                plain = _execution(execution)
+                if signature is not None:
+                    _converted[execution.exec_arn] = (signature, plain)
+                executions.append(plain)
     return {"executions": executions}
 
 

@@ -142,3 +142,44 @@ def test_a_snapshot_waits_for_requests_in_flight_and_holds_new_ones() -> None:
     for thread in (first, writer, second):
         thread.join(5)
     assert order == ["first in", "first out", "snapshot", "second in", "second out"]
+
+
+def test_a_snapshot_in_a_child_pauses_requests_only_for_the_fork(tmp_path: Path, fake: ModuleType) -> None:
+    """SNAPSHOT_IN_CHILD: the gate is held for the fork alone; the slow pickling happens in the child."""
+    fake.SNAPSHOT_IN_CHILD = True
+
+    def slow_dump() -> dict[str, int]:
+        time.sleep(0.5)  # in the child: the parent's requests must not wait for it
+        return dict(fake.value)
+
+    fake.dump = slow_dump
+    fake.value = {"n": 5}
+    keeper = Keeper(tmp_path, ["sqs"], interval=3600)  # no loop: the saves below are the test's
+    keeper.restore()
+    assert keeper.save_all(force=True) == {"sqs": True}
+    assert _saved(tmp_path) == {"n": 5}
+    stats = keeper.stats["sqs"]
+    assert stats["pause_ms"] < 200, stats  # the fork, not the 500 ms dump
+    assert stats["save_ms"] >= 500, stats  # the child's whole run is the save's cost
+    fake.value = {"n": 6}  # the parent's later change is not in the frozen copy, and is saved next
+    keeper.final_save()  # at a stop, in this process
+    assert _saved(tmp_path) == {"n": 6}
+
+
+def test_a_costly_save_paces_the_next_one(tmp_path: Path, fake: ModuleType) -> None:
+    """After a save that cost c, none for PACE * c: saving never takes more than 1/(PACE+1) of the time."""
+    from longrun.local.state.keeper import PACE
+
+    def dump() -> dict[str, int]:
+        time.sleep(0.1)
+        return dict(fake.value)
+
+    fake.dump = dump
+    fake.busy = lambda: True
+    keeper = Keeper(tmp_path, ["sqs"], interval=0.01)
+    keeper.restore()
+    time.sleep(1.5)
+    keeper.final_save()
+    # Unpaced, a 100 ms save every 10 ms would run about 14 times in 1.5 s; paced, at most 1.5 / (0.1 * (PACE + 1)) + 1.
+    saves = keeper.saves["sqs"]
+    assert 2 <= saves <= 1.5 / (0.1 * (PACE + 1)) + 2, saves
