@@ -293,9 +293,10 @@ def _worker_class() -> type:
         HistoryEventType,
         MapRunStatus,
     )
-    from moto.stepfunctions.parser.asl.eval.evaluation_details import EvaluationDetails
     from moto.stepfunctions.parser.asl.eval.event.event_detail import EventDetails
     from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
+
+    from longrun.local.stepfunctions import redrive
 
     class RestoredWorker(ExecutionWorker):
         """Holds a restored execution's environment (its history, Map Runs, program state); runs nothing.
@@ -306,16 +307,7 @@ def _worker_class() -> type:
         """
 
         def __init__(self, execution: Any, record: dict[str, Any]) -> None:
-            super().__init__(
-                evaluation_details=EvaluationDetails(
-                    aws_execution_details=execution._get_start_aws_execution_details(),
-                    execution_details=execution.get_start_execution_details(),
-                    state_machine_details=execution.get_start_state_machine_details(),
-                ),
-                exec_comm=execution._get_start_execution_worker_comm(),
-                cloud_watch_logging_session=None,
-                activity_store=execution._activity_store,
-            )
+            super().__init__(**redrive.worker_arguments(execution, None))  # no logging: it runs nothing
             env = self._get_evaluation_environment()
             env.states.context_object.context_object_data["Execution"]["RedriveCount"] = record["redrive_count"]
             events = record["events"]

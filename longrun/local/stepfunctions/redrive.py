@@ -173,11 +173,26 @@ def _end_event(execution: Any) -> tuple[Any, dict[str, Any]]:
     return HistoryEventType.ExecutionFailed, {"executionFailedEventDetails": ExecutionFailedEventDetails(**failure)}
 
 
+def worker_arguments(execution: Any, logging_session: Any) -> dict[str, Any]:
+    """What moto's ``ExecutionWorker`` is built from for ``execution``, as its own ``start`` builds it."""
+    from moto.stepfunctions.parser.asl.eval.evaluation_details import EvaluationDetails
+
+    return {
+        "evaluation_details": EvaluationDetails(
+            aws_execution_details=execution._get_start_aws_execution_details(),
+            execution_details=execution.get_start_execution_details(),
+            state_machine_details=execution.get_start_state_machine_details(),
+        ),
+        "exec_comm": execution._get_start_execution_worker_comm(),
+        "cloud_watch_logging_session": logging_session,
+        "activity_store": execution._activity_store,
+    }
+
+
 def _worker_class() -> type:
     """The engine worker of a redriven execution (built on first use: moto is imported lazily)."""
     from moto.stepfunctions.parser.api import ExecutionRedrivenEventDetails, HistoryEventType
     from moto.stepfunctions.parser.asl.component.common.flow.start_at import StartAt
-    from moto.stepfunctions.parser.asl.eval.evaluation_details import EvaluationDetails
     from moto.stepfunctions.parser.backend.execution_worker import ExecutionWorker
 
     class RedriveWorker(ExecutionWorker):
@@ -190,16 +205,7 @@ def _worker_class() -> type:
         """
 
         def __init__(self, execution: Any, start_at: str | None, state_input: Any, redrive_count: int) -> None:
-            super().__init__(
-                evaluation_details=EvaluationDetails(
-                    aws_execution_details=execution._get_start_aws_execution_details(),
-                    execution_details=execution.get_start_execution_details(),
-                    state_machine_details=execution.get_start_state_machine_details(),
-                ),
-                exec_comm=execution._get_start_execution_worker_comm(),
-                cloud_watch_logging_session=execution._cloud_watch_logging_session,
-                activity_store=execution._activity_store,
-            )
+            super().__init__(**worker_arguments(execution, execution._cloud_watch_logging_session))
             self._program = super()._get_evaluation_entrypoint()
             if start_at is not None:
                 if start_at not in self._program.states.states:
