@@ -9,7 +9,7 @@ Then the queue's limit: a build that no worker can take within ``BuildQueueTimeo
 ``TIMED_OUT`` ``BuildQueueTimeout``, once, and leaves nothing in the queue. The local cloud runs the
 template's own parameter (``--parameter BuildQueueTimeoutSeconds=90``), as ``sam deploy`` would.
 
-Last, fairness between users: one user's backlog of builds does not starve another user's one
+First, fairness between users: one user's backlog of builds does not starve another user's one
 (the queue is a fair queue, MessageGroupId = the user).
 
 Cost: one extra cloud (about 20 s to start), ~60 s for the ten builds, ~95 s for the queue limit,
@@ -57,6 +57,39 @@ def post_build(cloud: Any, project: str, user: str, command: str) -> dict[str, A
 
 def events(cloud: Any, job_id: str, user: str) -> list[dict[str, Any]]:
     return http(cloud, "GET", f"/jobs/{job_id}/events", user).json()["items"]
+
+
+def _started_at(cloud: Any, job_id: str, user: str) -> str | None:
+    started = [e["at"] for e in events(cloud, job_id, user)
+               if e["type"] == "job.progress" and e["step"] == "build" and e["status"] == "STARTED"]  # fmt: skip
+    return started[0] if started else None
+
+
+def test_one_users_backlog_does_not_starve_another_users_build(cloud: Any) -> None:
+    """First in this module: SQS judges a tenant noisy by its share of the last 5 minutes' processing
+    time, and the other tests' builds would be most of it (AWS's rule: the busy user is not noisy yet)."""
+    busy_project, quiet_project = create_project(cloud, BUSY), create_project(cloud, QUIET)
+    with ThreadPoolExecutor(max_workers=10) as pool:
+        backlog = list(pool.map(lambda n: post_build(cloud, busy_project, BUSY, f"echo busy {n}; sleep 1"),
+                                range(BACKLOG)))  # fmt: skip
+    deadline = time.monotonic() + 60  # the worker is on the backlog: its builds count as the busy user's
+    while time.monotonic() < deadline and sum(_started_at(cloud, j["jobId"], BUSY) is not None for j in backlog) < 2:
+        time.sleep(0.5)
+    quiet = post_build(cloud, quiet_project, QUIET, "echo quiet")
+    assert wait_for_status(cloud, quiet["jobId"], QUIET, timeout=60)["status"] == "SUCCEEDED"
+    quiet_started = _started_at(cloud, quiet["jobId"], QUIET)
+    assert quiet_started is not None
+    for job in backlog:  # the backlog still drains, in time
+        assert wait_for_status(cloud, job["jobId"], BUSY, timeout=QUEUE_SECONDS)["status"] == "SUCCEEDED"
+    busy_started = [at for at in (_started_at(cloud, j["jobId"], BUSY) for j in backlog) if at]
+    queued_at = next(e["at"] for e in events(cloud, quiet["jobId"], QUIET) if e.get("status") == "QUEUED")
+    # FIFO would run every busy build still waiting when the quiet one joined before it; the fair queue
+    # delivers the quiet user's build the next time the worker asks (one busy build may be on its way).
+    cut_in = [at for at in busy_started if queued_at < at < quiet_started]
+    behind = [at for at in busy_started if at > quiet_started]
+    detail = f"queued {queued_at}, started {quiet_started}; the busy builds started {sorted(busy_started)}"
+    assert len(cut_in) <= 2, f"{len(cut_in)} busy builds started between the quiet one's queueing and start ({detail})"
+    assert len(behind) >= 5, f"the backlog had drained before the quiet build came: nothing shown ({detail})"
 
 
 def test_ten_builds_behind_one_worker_with_a_10_s_heartbeat_all_succeed(cloud: Any) -> None:
@@ -114,29 +147,3 @@ def test_a_build_no_worker_takes_in_time_ends_build_queue_timeout_and_leaves_the
         time.sleep(1)
     assert counts["ApproximateNumberOfMessages"] == "0", json.dumps(counts)
     assert counts["ApproximateNumberOfMessagesNotVisible"] == "0", json.dumps(counts)
-
-
-def _started_at(cloud: Any, job_id: str, user: str) -> str | None:
-    started = [e["at"] for e in events(cloud, job_id, user)
-               if e["type"] == "job.progress" and e["step"] == "build" and e["status"] == "STARTED"]  # fmt: skip
-    return started[0] if started else None
-
-
-def test_one_users_backlog_does_not_starve_another_users_build(cloud: Any) -> None:
-    busy_project, quiet_project = create_project(cloud, BUSY), create_project(cloud, QUIET)
-    with ThreadPoolExecutor(max_workers=10) as pool:
-        backlog = list(pool.map(lambda n: post_build(cloud, busy_project, BUSY, f"echo busy {n}"), range(BACKLOG)))
-    deadline = time.monotonic() + 60  # the worker is on the backlog: its builds count as the busy user's
-    while time.monotonic() < deadline and sum(_started_at(cloud, j["jobId"], BUSY) is not None for j in backlog) < 2:
-        time.sleep(0.5)
-    quiet = post_build(cloud, quiet_project, QUIET, "echo quiet")
-    assert wait_for_status(cloud, quiet["jobId"], QUIET, timeout=60)["status"] == "SUCCEEDED"
-    quiet_started = _started_at(cloud, quiet["jobId"], QUIET)
-    assert quiet_started is not None
-    busy_started = [_started_at(cloud, j["jobId"], BUSY) for j in backlog]
-    ahead = sum(1 for at in busy_started if at is not None and at < quiet_started)
-    # FIFO would run every busy build first (the quiet one joined behind the rest of the backlog); the fair queue
-    # delivers the quiet user's build as soon as the worker asks for its next message.
-    assert ahead <= 5, f"{ahead} of the busy user's {BACKLOG} builds started before the quiet user's one"
-    for job in backlog:  # the backlog still drains, in time
-        assert wait_for_status(cloud, job["jobId"], BUSY, timeout=QUEUE_SECONDS)["status"] == "SUCCEEDED"
