@@ -34,6 +34,7 @@ import signal
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
@@ -90,7 +91,11 @@ class _Upstream:
                 if attempt == 2:
                     start_response(
                         "502 Bad Gateway",
-                        [("Content-Type", "application/json"), ("x-amzn-ErrorType", "ServiceException")],
+                        [
+                            ("Content-Type", "application/json"),
+                            ("x-amzn-ErrorType", "ServiceException"),
+                            ("x-amzn-RequestId", str(uuid.uuid4())),
+                        ],
                     )
                     message = f"the local {self.name} is unreachable: {e}"
                     return [json.dumps({"Type": "Service", "message": message}).encode()]
@@ -181,7 +186,10 @@ def _throttled(environ: dict[str, Any], start_response: Callable[..., Any]) -> I
         "message": "The level of configured provisioned throughput for the table was exceeded. "
         "Consider increasing your provisioning level with the UpdateTable API. (injected fault: dynamodb.throttle)",
     }
-    start_response("400 Bad Request", [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-ErrorType", code)])
+    # Every AWS answer names its request (x-amzn-RequestId): moto's engine builds a failed task's cause
+    # from it, and without one its aws-sdk:dynamodb integration raised KeyError (States.Runtime).
+    start_response("400 Bad Request", [("Content-Type", "application/x-amz-json-1.0"), ("x-amzn-ErrorType", code),
+                                       ("x-amzn-RequestId", str(uuid.uuid4()))])  # fmt: skip
     return [json.dumps(body).encode()]
 
 

@@ -266,6 +266,9 @@ def test_a_throttled_dynamodb_request_is_refused_before_moto_sees_it(dynamodb_en
         _client("dynamodb", url).list_tables()
     assert refused.value.response["ResponseMetadata"]["HTTPStatusCode"] == 400
     assert refused.value.response["Error"]["Code"] == "ProvisionedThroughputExceededException"
+    # As every AWS answer, it names its request: moto's engine reads the id into a failed task's cause,
+    # and without one a throttled aws-sdk:dynamodb task ended States.Runtime (KeyError) instead of being retried.
+    assert refused.value.response["ResponseMetadata"]["RequestId"]
     assert seen == []
 
 

@@ -61,7 +61,7 @@ def test_sigterm_stops_every_part_and_endpoints_are_served_when_written(tmp_path
             assert time.monotonic() < deadline, "no endpoints file"
             time.sleep(0.05)
         endpoints = json.loads(endpoints_file.read_text())
-        assert set(endpoints) == {"api", "ws", "aws"}
+        assert set(endpoints) == {"api", "ws", "aws", "stepfunctions"}  # the engine has a process of its own
         assert endpoints["api"] == f"http://127.0.0.1:{api_port}", "an explicit port is honoured"
         # Written means serving: every part answers at once.
         assert httpx.get(endpoints["api"] + "/jobs").status_code == 401
